@@ -1,0 +1,91 @@
+"""The fast, latent-modulated decoder (LMF, LIIF.md section 5).
+
+A latent MLP runs once per latent code on [3x3 unfolded features, rel_cell] and emits a
+16-value code plus a scale and shift for each of the six hidden layers of a tiny render
+MLP (width 16) that runs per query. code_table also applies the render MLP's first layer
+to the code and the cell, so per query only rel_coord remains to be added.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .encoders import make_encoder
+from .liif import query_decoder, unfold_weight
+
+
+class FastLIIF(nn.Module):
+    kind = "fast"
+
+    def __init__(self, encoder: str = "edsr-baseline", encoder_args: dict | None = None,
+                 latent_hidden: int = 208, code_dim: int = 16, width: int = 16, depth: int = 6,
+                 local_ensemble: bool = True, feat_unfold: bool = True, cell_decode: bool = True,
+                 residual: bool = False) -> None:
+        super().__init__()
+        self.encoder = make_encoder(encoder, encoder_args)
+        self.local_ensemble = local_ensemble
+        self.feat_unfold = feat_unfold
+        self.cell_decode = cell_decode
+        self.residual = residual
+        self.code_dim = code_dim
+        self.width = width
+        self.depth = depth
+        c = self.encoder.out_dim
+        self.feat_dim = c * 9 if feat_unfold else c
+        n_out = code_dim + depth * width * 2
+        self.latent_in = nn.Linear(self.feat_dim + 2, latent_hidden)
+        self.latent_out = nn.Linear(latent_hidden, n_out)
+        self.render_in = nn.Linear(code_dim + 2 + (2 if cell_decode else 0), width)
+        self.render_hidden = nn.ModuleList([nn.Linear(width, width) for _ in range(depth - 1)])
+        self.render_out = nn.Linear(width, 3)
+
+    @property
+    def table_dim(self) -> int:
+        return self.width + self.depth * self.width * 2
+
+    def code_table(self, feat: torch.Tensor, rel_cell: torch.Tensor) -> torch.Tensor:
+        """feat (B,C,h,w), rel_cell (B,2) -> (B,h,w,16 + 192): the render MLP's first-layer
+        pre-activation without the rel_coord term, then the modulations."""
+        w = self.latent_in.weight
+        kernel = unfold_weight(w[:, :self.feat_dim], feat.shape[1], self.feat_unfold)
+        hid = F.conv2d(feat, kernel.to(feat.dtype), padding=kernel.shape[-1] // 2)
+        const = self.latent_in.bias + rel_cell.to(w.dtype) @ w[:, self.feat_dim:].t()
+        hid = torch.relu(hid + const.to(hid.dtype)[:, :, None, None]).permute(0, 2, 3, 1)
+        out = self.latent_out(hid)
+        code, mods = out[..., :self.code_dim], out[..., self.code_dim:]
+        wr = self.render_in.weight
+        first = code @ wr[:, :self.code_dim].t() + self.render_in.bias
+        if self.cell_decode:
+            first = first + (rel_cell.to(wr.dtype) @ wr[:, self.code_dim + 2:].t())[:, None, None, :]
+        return torch.cat((first, mods), -1)
+
+    def decode(self, codes: torch.Tensor, rel: torch.Tensor) -> torch.Tensor:
+        """codes (N,208) from code_table, rel (N,2) -> raw prediction (N,3)."""
+        n = codes.shape[0]
+        w_rel = self.render_in.weight[:, self.code_dim:self.code_dim + 2]
+        mods = codes[:, self.width:].reshape(n, self.depth, 2, self.width)
+        h = codes[:, :self.width] + (rel @ w_rel.t()).to(codes.dtype)
+        for i in range(self.depth):
+            if i:
+                h = self.render_hidden[i - 1](h)
+            h = torch.relu(h * (1 + mods[:, i, 0]) + mods[:, i, 1])
+        return self.render_out(h)
+
+    def plain_decode(self, q_feat: torch.Tensor, rel: torch.Tensor, rel_cell: torch.Tensor) -> torch.Tensor:
+        """The formulation without precomputation: latent MLP on the query's own unfolded
+        feature, then the modulated render MLP."""
+        out = self.latent_out(torch.relu(self.latent_in(torch.cat((q_feat, rel_cell), -1))))
+        code, mods = out[:, :self.code_dim], out[:, self.code_dim:].reshape(-1, self.depth, 2, self.width)
+        parts = [code, rel] + ([rel_cell] if self.cell_decode else [])
+        h = self.render_in(torch.cat(parts, -1))
+        for i in range(self.depth):
+            if i:
+                h = self.render_hidden[i - 1](h)
+            h = torch.relu(h * (1 + mods[:, i, 0]) + mods[:, i, 1])
+        return self.render_out(h)
+
+    def query(self, inp: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor,
+              feat: torch.Tensor | None = None) -> torch.Tensor:
+        return query_decoder(self, inp, coord, cell, feat)

@@ -1,0 +1,161 @@
+"""The LIIF decoder (LIIF.md section 1) and the coordinate rules shared by every decoder.
+
+A decoder is split into two exact halves so that rendering can do the expensive,
+query-independent part once per latent code:
+  code_table(feat, rel_cell) -> per-code values (the first layer applied to the 3x3
+                                unfolded features, plus the cell term and bias)
+  decode(codes, rel_coord)    -> colour prediction for queries that use those codes
+`ensemble_axis` and `blend_weights` implement the local ensemble; `LIIF.query` composes
+everything for arbitrary coordinates (training, evaluation).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .encoders import make_encoder
+
+ENSEMBLE_EPS = 1e-6
+AREA_EPS = 1e-9
+
+
+class MLP(nn.Module):
+    """Linear/ReLU stack with the published state-dict names (`layers.{0,2,4,...}`)."""
+
+    def __init__(self, in_dim: int, out_dim: int, hidden: list[int]) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        last = in_dim
+        for h in hidden:
+            layers += [nn.Linear(last, h), nn.ReLU()]
+            last = h
+        layers.append(nn.Linear(last, out_dim))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+def ensemble_axis(coord: torch.Tensor, n: int, local_ensemble: bool) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """For normalised coordinates along one axis of an n-code grid, the (code index,
+    rel_coord) of each ensemble member: shifts -1 then +1, or one unshifted member.
+
+    Index arithmetic is the same fp32 formula grid_sample(nearest, align_corners=False)
+    uses, so the chosen codes are those of the reference implementation.
+    """
+    coord = coord.float()
+    shifts = (-1.0, 1.0) if local_ensemble else (0.0,)
+    eps = ENSEMBLE_EPS if local_ensemble else 0.0
+    out = []
+    for v in shifts:
+        c = (coord + (v / n + eps)).clamp(-1 + 1e-6, 1 - 1e-6)
+        idx = torch.round(((c + 1) * n - 1) / 2).clamp_(0, n - 1)
+        centre = -1 + (2 * idx + 1) / n
+        out.append((idx.long(), (coord - centre) * n))
+    return out
+
+
+def blend_weights(rel_y: list[torch.Tensor], rel_x: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Local-ensemble weights, member order (y0,x0), (y0,x1), (y1,x0), (y1,x1): each member
+    is weighted by the area of the diagonally opposite one. Inputs broadcast."""
+    if len(rel_y) == 1:
+        return [torch.ones_like(rel_y[0] * rel_x[0])]
+    areas = [(ry * rx).abs() + AREA_EPS for ry in rel_y for rx in rel_x]
+    total = areas[0] + areas[1] + areas[2] + areas[3]
+    return [areas[3 - k] / total for k in range(4)]
+
+
+def unfold_weight(weight: torch.Tensor, channels: int, unfold: bool) -> torch.Tensor:
+    """A Linear weight over unfolded features (c*9 + 3*dy + dx order) as a conv kernel."""
+    k = 3 if unfold else 1
+    return weight.reshape(weight.shape[0], channels, k, k)
+
+
+def bilinear_base(inp: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Bilinear sample (align_corners=False, border clamp) of inp (B,3,H,W) at normalised
+    coordinates y (B,Q), x (B,Q) -> (B,Q,3). The residual option adds it to the decoder."""
+    grid = torch.stack((x, y), -1).unsqueeze(1).float()
+    out = F.grid_sample(inp, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out[:, :, 0, :].permute(0, 2, 1)
+
+
+class LIIF(nn.Module):
+    """Encoder + MLP decoder. Attribute names match the published checkpoints."""
+
+    kind = "liif"
+
+    def __init__(self, encoder: str = "edsr-baseline", encoder_args: dict | None = None,
+                 hidden: list[int] | None = None, local_ensemble: bool = True,
+                 feat_unfold: bool = True, cell_decode: bool = True, residual: bool = False) -> None:
+        super().__init__()
+        self.encoder = make_encoder(encoder, encoder_args)
+        self.local_ensemble = local_ensemble
+        self.feat_unfold = feat_unfold
+        self.cell_decode = cell_decode
+        self.residual = residual
+        c = self.encoder.out_dim
+        self.code_dim = c * 9 if feat_unfold else c
+        in_dim = self.code_dim + 2 + (2 if cell_decode else 0)
+        self.imnet = MLP(in_dim, 3, hidden or [256, 256, 256, 256])
+
+    @property
+    def table_dim(self) -> int:
+        return self.imnet.layers[0].out_features
+
+    def code_table(self, feat: torch.Tensor, rel_cell: torch.Tensor) -> torch.Tensor:
+        """feat (B,C,h,w), zero padded at its own border; rel_cell (B,2) -> (B,h,w,256):
+        the first layer's feature, cell and bias terms for every code."""
+        first = self.imnet.layers[0]
+        w = first.weight
+        kernel = unfold_weight(w[:, :self.code_dim], feat.shape[1], self.feat_unfold)
+        table = F.conv2d(feat, kernel.to(feat.dtype), padding=kernel.shape[-1] // 2)
+        const = first.bias.expand(feat.shape[0], -1)
+        if self.cell_decode:
+            const = const + rel_cell.to(w.dtype) @ w[:, self.code_dim + 2:].t()
+        table = table + const.to(table.dtype)[:, :, None, None]
+        return table.permute(0, 2, 3, 1)
+
+    def decode(self, codes: torch.Tensor, rel: torch.Tensor) -> torch.Tensor:
+        """codes (N,256) from code_table, rel (N,2) -> raw prediction (N,3)."""
+        w_rel = self.imnet.layers[0].weight[:, self.code_dim:self.code_dim + 2]
+        h = torch.relu(codes + (rel @ w_rel.t()).to(codes.dtype))
+        return self.imnet.layers[2:](h)
+
+    def plain_decode(self, q_feat: torch.Tensor, rel: torch.Tensor, rel_cell: torch.Tensor) -> torch.Tensor:
+        """The paper's formulation, no precomputation: MLP on [unfolded feature, rel, cell]."""
+        parts = [q_feat, rel] + ([rel_cell] if self.cell_decode else [])
+        return self.imnet(torch.cat(parts, -1))
+
+    def query(self, inp: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor,
+              feat: torch.Tensor | None = None) -> torch.Tensor:
+        """Predict normalised colours. inp (B,3,H,W) normalised; coord, cell (B,Q,2)
+        normalised (y, x). One cell per batch item (as in training and in renders)."""
+        return query_decoder(self, inp, coord, cell, feat)
+
+
+def query_decoder(model: nn.Module, inp: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor,
+                  feat: torch.Tensor | None = None) -> torch.Tensor:
+    """Shared query path for any decoder with code_table/decode (LIIF and fast)."""
+    if feat is None:
+        feat = model.encoder(inp)
+    b, _, h, w = feat.shape
+    rel_cell = cell[:, 0, :] * torch.tensor([h, w], dtype=cell.dtype, device=cell.device)
+    table = model.code_table(feat, rel_cell).reshape(b, h * w, -1)
+    ys = ensemble_axis(coord[..., 0], h, model.local_ensemble)
+    xs = ensemble_axis(coord[..., 1], w, model.local_ensemble)
+    weights = blend_weights([r for _, r in ys], [r for _, r in xs])
+    out = 0
+    k = 0
+    for iy, ry in ys:
+        for ix, rx in xs:
+            flat = (iy * w + ix)
+            codes = torch.gather(table, 1, flat.unsqueeze(-1).expand(-1, -1, table.shape[-1]))
+            rel = torch.stack((ry, rx), -1)
+            pred = model.decode(codes.reshape(-1, table.shape[-1]), rel.reshape(-1, 2))
+            out = out + pred.reshape(b, -1, 3) * weights[k].unsqueeze(-1)
+            k += 1
+    if model.residual:
+        out = out + bilinear_base(inp, coord[..., 0], coord[..., 1])
+    return out

@@ -1,0 +1,283 @@
+"""Viewport rendering: the one place that turns a region of the photo into queries.
+
+Latent        the photo's feature map, encoded lazily in tiles (with a halo of the
+              encoder's receptive radius, so tiles equal the whole-image encoding) and
+              kept in an LRU under a memory budget, on the compute device.
+render_region decodes exactly the pixels of an image-space rectangle at any real scale.
+              Pixel (i, j) of a W x H render of region (x, y, w, h) is the query at
+              source point (x + (j + 1/2) w/W, y + (i + 1/2) h/H) with cell (h/H, w/W)
+              source pixels. Rows and columns are separable, so code indices and
+              rel_coords are computed per row and per column; the latent is cropped to
+              the rows a band of output needs, and each code's first layer is
+              precomputed once (LIIF.md section 1).
+render_region_reference  the reference code's method (whole latent unfolded per chunk,
+              first layer per query), kept as the baseline for tests and the bench.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .model import blend_weights, ensemble_axis, pick_device
+
+Region = Sequence[float]  # (x, y, w, h) in source pixels
+
+
+class Cancelled(Exception):
+    """Raised inside a render when its cancel() callback says the result is no longer wanted."""
+
+
+class Latent:
+    """The feature map of one photo, encoded on demand, tile by tile.
+
+    `image` is float32 HxWx3 in [0, 1]; it is referenced, not copied (the caller keeps it
+    unchanged). Tiles live on `device`; least recently used ones are dropped beyond
+    `budget_mb`.
+    """
+
+    def __init__(self, model: torch.nn.Module, image: np.ndarray, device: torch.device | str | None = None,
+                 tile: int = 256, budget_mb: float = 1024) -> None:
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError("the image must be an HxWx3 array")
+        self.device = pick_device(None) if device is None else torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.image = image
+        self.height, self.width = image.shape[:2]
+        self.tile = int(tile)
+        self.halo = int(model.encoder.receptive_radius)
+        self.channels = int(model.encoder.out_dim)
+        self.budget_bytes = int(budget_mb * 2**20)
+        self._tiles: OrderedDict[tuple[int, int], torch.Tensor] = OrderedDict()
+        self.tiles_encoded = 0  # how many tile encodings ran (re-encodes after eviction count again)
+
+    @property
+    def tiles_cached(self) -> int:
+        return len(self._tiles)
+
+    def source(self, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
+        """Normalised source pixels (3, y1-y0, x1-x0) on the device."""
+        crop = np.ascontiguousarray(self.image[y0:y1, x0:x1])
+        t = torch.from_numpy(crop).to(self.device, torch.float32).permute(2, 0, 1)
+        return (t - 0.5) / 0.5
+
+    def _encode_tile(self, ty: int, tx: int) -> torch.Tensor:
+        t, r = self.tile, self.halo
+        y0, x0 = ty * t, tx * t
+        y1, x1 = min(y0 + t, self.height), min(x0 + t, self.width)
+        cy0, cx0 = max(y0 - r, 0), max(x0 - r, 0)
+        cy1, cx1 = min(y1 + r, self.height), min(x1 + r, self.width)
+        with torch.no_grad():
+            feat = self.model.encoder(self.source(cy0, cy1, cx0, cx1)[None])[0]
+        self.tiles_encoded += 1
+        return feat[:, y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0].contiguous()
+
+    def _tile(self, ty: int, tx: int) -> torch.Tensor:
+        key = (ty, tx)
+        if key in self._tiles:
+            self._tiles.move_to_end(key)
+            return self._tiles[key]
+        feat = self._encode_tile(ty, tx)
+        self._tiles[key] = feat
+        per_tile = self.channels * self.tile * self.tile * feat.element_size()
+        while len(self._tiles) > 1 and len(self._tiles) * per_tile > self.budget_bytes:
+            self._tiles.popitem(last=False)
+        return feat
+
+    def features(self, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
+        """Latent codes (C, y1-y0, x1-x0) for an in-bounds block, encoding missing tiles."""
+        if not (0 <= y0 < y1 <= self.height and 0 <= x0 < x1 <= self.width):
+            raise ValueError(f"block {(y0, y1, x0, x1)} outside the {self.height}x{self.width} latent")
+        t = self.tile
+        out = torch.empty(self.channels, y1 - y0, x1 - x0, device=self.device)
+        for ty in range(y0 // t, (y1 - 1) // t + 1):
+            for tx in range(x0 // t, (x1 - 1) // t + 1):
+                feat = self._tile(ty, tx)
+                ay0, ay1 = max(y0, ty * t), min(y1, ty * t + feat.shape[1])
+                ax0, ax1 = max(x0, tx * t), min(x1, tx * t + feat.shape[2])
+                out[:, ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0] = feat[:, ay0 - ty * t:ay1 - ty * t,
+                                                                    ax0 - tx * t:ax1 - tx * t]
+        return out
+
+    def encode_all(self) -> torch.Tensor:
+        return self.features(0, self.height, 0, self.width)
+
+
+def _axis(start: float, length: float, n_out: int, n_src: int, device) -> torch.Tensor:
+    """Normalised fp32 coordinates of the n_out pixel centres spanning [start, start+length)."""
+    p = start + (np.arange(n_out, dtype=np.float64) + 0.5) * (length / n_out)
+    return torch.from_numpy(-1 + 2 * p / n_src).to(device, torch.float32)
+
+
+def _rel_cell(region: Region, out_size: tuple[int, int], cell_clip: bool) -> tuple[float, float]:
+    """rel_cell = cell x (H, W) = 2 x source pixels per output pixel; optionally clipped
+    to its x4 value (LTE/LMF's cell clipping) for larger scales."""
+    cy, cx = 2 * region[3] / out_size[1], 2 * region[2] / out_size[0]
+    if cell_clip:
+        cy, cx = max(cy, 0.5), max(cx, 0.5)
+    return cy, cx
+
+
+def _bilinear_axis(coord: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Indices and weight along one axis of grid_sample(bilinear, border, align_corners=False)."""
+    f = ((coord.double() + 1) * n - 1) / 2
+    f = f.clamp(0, n - 1)
+    i0 = f.floor()
+    t = (f - i0).float()
+    i0 = i0.long()
+    return i0, (i0 + 1).clamp(max=n - 1), t
+
+
+def _check(region: Region, out_size: tuple[int, int]) -> None:
+    x, y, w, h = (float(v) for v in region)
+    if not all(math.isfinite(v) for v in (x, y, w, h)) or w <= 0 or h <= 0:
+        raise ValueError(f"region {tuple(region)} must have a positive, finite width and height")
+    if int(out_size[0]) < 1 or int(out_size[1]) < 1:
+        raise ValueError(f"output size {tuple(out_size)} must be at least 1x1")
+
+
+@torch.no_grad()
+def render_region(latent: Latent, region: Region, out_size: tuple[int, int], *, chunk: int = 65536,
+                  cancel: Callable[[], bool] | None = None, progress: Callable[[float], None] | None = None,
+                  cell_clip: bool = False, table_budget: int = 24_000_000) -> np.ndarray:
+    """Decode the W x H display pixels of `region` -> float32 HxWx3 in [0, 1].
+
+    Output rows are processed in bands; each band crops the latent to the code rows its
+    queries touch (plus the 3x3 neighbourhood) and builds the per-code table once.
+    """
+    _check(region, out_size)
+    model, dev = latent.model, latent.device
+    x, y, w, h = (float(v) for v in region)
+    out_w, out_h = int(out_size[0]), int(out_size[1])
+    H, W = latent.height, latent.width
+    ys = ensemble_axis(_axis(y, h, out_h, H, dev), H, model.local_ensemble)
+    xs = ensemble_axis(_axis(x, w, out_w, W, dev), W, model.local_ensemble)
+    cy, cx = _rel_cell(region, (out_w, out_h), cell_clip)
+    rel_cell = torch.tensor([[cy, cx]], device=dev)
+
+    col_lo = int(min(int(i.min()) for i, _ in xs))
+    col_hi = int(max(int(i.max()) for i, _ in xs))
+    fx0, fx1 = max(col_lo - 1, 0), min(col_hi + 2, W)
+    row_lo = torch.stack([i for i, _ in ys]).min(0).values.cpu().numpy()
+    row_hi = torch.stack([i for i, _ in ys]).max(0).values.cpu().numpy()
+    band_rows = max(1, table_budget // ((fx1 - fx0) * model.table_dim))
+    rows_per_chunk = max(1, chunk // out_w)
+
+    if model.residual:
+        by = _bilinear_axis(_axis(y, h, out_h, H, dev), H)
+        bx = _bilinear_axis(_axis(x, w, out_w, W, dev), W)
+
+    out = np.empty((out_h, out_w, 3), dtype=np.float32)
+    i0 = 0
+    while i0 < out_h:
+        lo = int(row_lo[i0])
+        i1 = int(np.searchsorted(row_hi, lo + band_rows - 1, side="right"))
+        i1 = max(i1, i0 + 1)
+        hi = int(row_hi[i1 - 1])
+        fy0, fy1 = max(lo - 1, 0), min(hi + 2, H)
+        feat = latent.features(fy0, fy1, fx0, fx1)
+        table = model.code_table(feat[None], rel_cell)[0]
+        for r0 in range(i0, i1, rows_per_chunk):
+            if cancel is not None and cancel():
+                raise Cancelled()
+            r1 = min(r0 + rows_per_chunk, i1)
+            pred = _decode_rows(model, table, ys, xs, r0, r1, fy0, fx0)
+            if model.residual:
+                pred = pred + _bilinear_rows(latent, by, bx, r0, r1)
+            out[r0:r1] = (pred * 0.5 + 0.5).clamp_(0, 1).cpu().numpy()
+            if progress is not None:
+                progress(r1 / out_h)
+        i0 = i1
+    return out
+
+
+def _decode_rows(model, table: torch.Tensor, ys, xs, r0: int, r1: int, fy0: int, fx0: int) -> torch.Tensor:
+    """Blend of the ensemble members' predictions for output rows r0:r1 -> (R, W, 3)."""
+    weights = blend_weights([ry[r0:r1, None] for _, ry in ys], [rx[None, :] for _, rx in xs])
+    n_rows, n_cols = r1 - r0, xs[0][0].shape[0]
+    acc = None
+    k = 0
+    for iy, ry in ys:
+        band = table.index_select(0, iy[r0:r1] - fy0)
+        ry_b = ry[r0:r1, None].expand(n_rows, n_cols)
+        for ix, rx in xs:
+            codes = band.index_select(1, ix - fx0).reshape(n_rows * n_cols, -1)
+            rel = torch.stack((ry_b, rx[None, :].expand(n_rows, n_cols)), -1).reshape(-1, 2)
+            pred = model.decode(codes, rel).reshape(n_rows, n_cols, 3).float() * weights[k][..., None]
+            acc = pred if acc is None else acc + pred
+            k += 1
+    return acc
+
+
+def _bilinear_rows(latent: Latent, by, bx, r0: int, r1: int) -> torch.Tensor:
+    """The residual option's base: bilinear source colour at each query, rows r0:r1."""
+    y0, y1, ty = by[0][r0:r1], by[1][r0:r1], by[2][r0:r1, None, None]
+    x0, x1, tx = bx
+    lo, hi = int(y0.min()), int(y1.max()) + 1
+    xl, xh = int(x0.min()), int(x1.max()) + 1
+    src = latent.source(lo, hi, xl, xh).permute(1, 2, 0)
+    top = src.index_select(0, y0 - lo)
+    bot = src.index_select(0, y1 - lo)
+    tx = tx[None, :, None]
+
+    def cols(rows: torch.Tensor) -> torch.Tensor:
+        return rows.index_select(1, x0 - xl) * (1 - tx) + rows.index_select(1, x1 - xl) * tx
+
+    return cols(top) * (1 - ty) + cols(bot) * ty
+
+
+@torch.no_grad()
+def render_region_reference(latent: Latent, region: Region, out_size: tuple[int, int], *,
+                            chunk: int = 30000, cell_clip: bool = False) -> np.ndarray:
+    """The reference code's way: the photo's whole latent unfolded for every chunk of
+    30 000 queries, nearest codes by grid_sample, the full decoder per query."""
+    _check(region, out_size)
+    model, dev = latent.model, latent.device
+    x, y, w, h = (float(v) for v in region)
+    out_w, out_h = int(out_size[0]), int(out_size[1])
+    H, W = latent.height, latent.width
+    feat = latent.encode_all()[None]
+    cy, cx = _rel_cell(region, (out_w, out_h), cell_clip)
+    gy, gx = torch.meshgrid(_axis(y, h, out_h, H, dev), _axis(x, w, out_w, W, dev), indexing="ij")
+    coord = torch.stack((gy, gx), -1).reshape(-1, 2)
+    shifts = [-1.0, 1.0] if model.local_ensemble else [0.0]
+    eps = 1e-6 if model.local_ensemble else 0.0
+    rel_cell = torch.tensor([cy, cx], device=dev)
+    preds = []
+    for s in range(0, coord.shape[0], chunk):
+        q = coord[s:s + chunk]
+        unfolded = F.unfold(feat, 3, padding=1).view(1, -1, H, W) if model.feat_unfold else feat
+        outs, areas = [], []
+        for vy in shifts:
+            for vx in shifts:
+                qs = q.clone()
+                qs[:, 0] += vy / H + eps
+                qs[:, 1] += vx / W + eps
+                qs.clamp_(-1 + 1e-6, 1 - 1e-6)
+                grid = qs.flip(-1)[None, None]
+                q_feat = F.grid_sample(unfolded, grid, mode="nearest", align_corners=False)[0, :, 0].t()
+                iy = torch.round(((qs[:, 0] + 1) * H - 1) / 2)
+                ix = torch.round(((qs[:, 1] + 1) * W - 1) / 2)
+                rel = torch.stack(((q[:, 0] - (-1 + (2 * iy + 1) / H)) * H,
+                                   (q[:, 1] - (-1 + (2 * ix + 1) / W)) * W), -1)
+                outs.append(model.plain_decode(q_feat, rel, rel_cell.expand(q.shape[0], 2)))
+                areas.append((rel[:, 0] * rel[:, 1]).abs() + 1e-9)
+        if len(outs) == 4:
+            total = sum(areas)
+            pred = sum(o * (areas[3 - k] / total)[:, None] for k, o in enumerate(outs))
+        else:
+            pred = outs[0]
+        if model.residual:
+            inp = latent.source(0, H, 0, W)[None]
+            grid = q.flip(-1)[None, None]
+            pred = pred + F.grid_sample(inp, grid, mode="bilinear", padding_mode="border",
+                                        align_corners=False)[0, :, 0].t()
+        preds.append(pred)
+    rgb = (torch.cat(preds) * 0.5 + 0.5).clamp(0, 1)
+    return rgb.reshape(out_h, out_w, 3).cpu().numpy()

@@ -1,0 +1,185 @@
+"""Training (LIIF.md section 3) on folders of photos: random scale, 48 px LR patches,
+2304 sampled HR targets, flips and transpose, L1 loss, Adam. Resumable.
+
+Photos are decoded once into memory (large ones halved first, which removes most JPEG
+blocking); the sampler is vectorised numpy + Pillow, so a step is dominated by the network.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .model import load_weights, new_model, save_weights
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def find_images(dirs: list[str]) -> list[Path]:
+    files: list[Path] = []
+    for d in dirs:
+        p = Path(d)
+        if p.is_file():
+            files.append(p)
+        else:
+            files += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTS)
+    return files
+
+
+def load_training_images(dirs: list[str], halve_above: int = 400) -> list[np.ndarray]:
+    """uint8 HxWx3 arrays; images whose shorter side exceeds `halve_above` are halved."""
+    out = []
+    for f in find_images(dirs):
+        with Image.open(f) as im:
+            im = im.convert("RGB")
+            if min(im.size) > halve_above:
+                im = im.resize((im.width // 2, im.height // 2), Image.BICUBIC)
+            out.append(np.asarray(im, dtype=np.uint8))
+    if not out:
+        raise ValueError(f"no training images found in {', '.join(dirs)}")
+    return out
+
+
+class PatchSampler:
+    """Draws training batches following the paper's recipe."""
+
+    def __init__(self, images: list[np.ndarray], lr_size: int = 48, n_targets: int = 2304,
+                 scale_max: float = 4.0, seed: int = 0) -> None:
+        self.images = images
+        self.lr_size = lr_size
+        self.n_targets = n_targets
+        self.scale_max = scale_max
+        self.rng = np.random.default_rng(seed)
+        area = np.array([im.shape[0] * im.shape[1] for im in images], dtype=np.float64)
+        self.p = np.sqrt(area) / np.sqrt(area).sum()
+
+    def _crop(self, im: np.ndarray, size: int) -> np.ndarray:
+        """Of two random crops, the more textured one (blurred backgrounds teach little)."""
+        best, best_e = None, -1.0
+        for _ in range(2):
+            y = self.rng.integers(0, im.shape[0] - size + 1)
+            x = self.rng.integers(0, im.shape[1] - size + 1)
+            c = im[y:y + size, x:x + size]
+            g = c[::4, ::4].astype(np.float32).mean(-1)
+            e = float(np.abs(np.diff(g, axis=0)).mean() + np.abs(np.diff(g, axis=1)).mean())
+            if e > best_e:
+                best, best_e = c, e
+        return best
+
+    def sample(self, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        lrs, coords, cells, gts = [], [], [], []
+        n = self.lr_size
+        for _ in range(batch):
+            im = self.images[self.rng.choice(len(self.images), p=self.p)]
+            s = self.rng.uniform(1.0, self.scale_max)
+            size = min(round(n * s), min(im.shape[:2]))
+            hr = self._crop(im, size)
+            lr = np.asarray(Image.fromarray(hr).resize((n, n), Image.BICUBIC))
+            if self.rng.random() < 0.5:
+                hr, lr = hr[:, ::-1], lr[:, ::-1]
+            if self.rng.random() < 0.5:
+                hr, lr = hr[::-1], lr[::-1]
+            if self.rng.random() < 0.5:
+                hr, lr = hr.transpose(1, 0, 2), lr.transpose(1, 0, 2)
+            idx = self.rng.choice(size * size, self.n_targets, replace=False)
+            iy, ix = idx // size, idx % size
+            coords.append(np.stack((-1 + (2 * iy + 1) / size, -1 + (2 * ix + 1) / size), -1))
+            cells.append(np.full((self.n_targets, 2), 2.0 / size))
+            gts.append(hr[iy, ix])
+            lrs.append(np.ascontiguousarray(lr))
+        lr_t = torch.from_numpy(np.stack(lrs)).permute(0, 3, 1, 2).float().div_(255)
+        gt_t = torch.from_numpy(np.stack(gts)).float().div_(255)
+        return ((lr_t - 0.5) / 0.5, torch.from_numpy(np.stack(coords)).float(),
+                torch.from_numpy(np.stack(cells)).float(), (gt_t - 0.5) / 0.5)
+
+
+def lr_at(it: int, total: int, base: float) -> float:
+    """Cosine decay over the planned run, floored at 5 % of the base rate."""
+    t = min(it / max(total, 1), 1.0)
+    return base * max(0.05, 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def train(data: list[str], kind: str, out: str, iters: int, batch: int = 16, lr: float = 2e-4,
+          residual: bool = True, threads: int | None = None, save_every_s: float = 300,
+          eval_every: int = 0, eval_data: str | None = None, log: str | None = None,
+          seed: int = 0, lr_size: int = 48, snapshot_every: int = 0) -> None:
+    if threads:
+        torch.set_num_threads(threads)
+    out_p = Path(out)
+    state_p = out_p.with_suffix(out_p.suffix + ".state")
+    if out_p.exists():
+        model, config, meta = load_weights(out_p)
+        model.config, model.meta = config, meta
+        start = int(meta.get("iterations", 0))
+    else:
+        config = {"kind": kind, "encoder": "edsr-baseline", "residual": residual}
+        model, meta, start = new_model(config), {}, 0
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    if state_p.exists():
+        st = torch.load(state_p, map_location="cpu", weights_only=True)
+        if st.get("iterations") == start:
+            opt.load_state_dict(st["optimizer"])
+    images = load_training_images(data)
+    sampler = PatchSampler(images, lr_size=lr_size, seed=seed + start)
+    logf = open(log or str(out_p) + ".log", "a")
+    meta.setdefault("training_data", [str(d) for d in data])
+    meta["recipe"] = (f"LIIF recipe: scale U(1,4), {lr_size}px LR patches, batch {batch}, 2304 targets, "
+                      f"flips+transpose, L1, Adam lr {lr} cosine over {iters} its, residual={config.get('residual')}")
+    print(f"training {config['kind']} on {len(images)} images from {start} to {iters} iterations", file=sys.stderr)
+    t_save = time.time()
+    t0, it0, loss_acc, n_acc = time.time(), start, 0.0, 0
+
+    def checkpoint(it: int) -> None:
+        meta["iterations"] = it
+        save_weights(out_p, model, config, meta)
+        torch.save({"iterations": it, "optimizer": opt.state_dict()}, state_p)
+
+    it = start
+    while it < iters:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(it, iters, lr)
+        inp, coord, cell, gt = sampler.sample(batch)
+        pred = model.query(inp, coord, cell)
+        loss = (pred - gt).abs().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        it += 1
+        loss_acc += loss.item()
+        n_acc += 1
+        if it % 10 == 0:
+            rate = (it - it0) / (time.time() - t0)
+            line = {"it": it, "loss": round(loss_acc / n_acc, 5), "it_s": round(rate, 3),
+                    "lr": g["lr"], "time": time.time()}
+            print(f"\r{config['kind']} it {it}/{iters}  loss {line['loss']:.4f}  {rate:.2f} it/s",
+                  end="", file=sys.stderr, flush=True)
+            logf.write(json.dumps(line) + "\n")
+            logf.flush()
+            loss_acc, n_acc = 0.0, 0
+        if eval_every and eval_data and it % eval_every == 0:
+            model.eval()
+            from .evaluate import evaluate_model
+            with torch.no_grad():
+                res = evaluate_model(model, eval_data, [4])
+            model.train()
+            meta.setdefault("curve", []).append({"it": it, "set14_x4": round(res[4], 3)})
+            logf.write(json.dumps({"it": it, "eval_x4": res[4], "time": time.time()}) + "\n")
+            logf.flush()
+            print(f"\n{config['kind']} it {it}: PSNR x4 {res[4]:.3f} dB", file=sys.stderr)
+        if snapshot_every and it % snapshot_every == 0:
+            meta["iterations"] = it
+            save_weights(out_p.with_name(f"{out_p.stem}.it{it}{out_p.suffix}"), model, config, meta)
+        if time.time() - t_save > save_every_s:
+            checkpoint(it)
+            t_save = time.time()
+    checkpoint(it)
+    print(file=sys.stderr)
