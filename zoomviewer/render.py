@@ -110,9 +110,12 @@ class Latent:
 
 
 def _axis(start: float, length: float, n_out: int, n_src: int, device) -> torch.Tensor:
-    """Normalised fp32 coordinates of the n_out pixel centres spanning [start, start+length)."""
-    p = start + (np.arange(n_out, dtype=np.float64) + 0.5) * (length / n_out)
-    return torch.from_numpy(-1 + 2 * p / n_src).to(device, torch.float32)
+    """Normalised fp32 coordinates of the n_out pixel centres spanning [start, start+length),
+    computed as the reference code's make_coord does (first centre + step * i, in fp32), so a
+    full render queries bit-identical coordinates."""
+    first = -1 + 2 * (start + 0.5 * length / n_out) / n_src
+    step = 2 * length / (n_out * n_src)
+    return torch.arange(n_out, dtype=torch.float32, device=device) * step + first
 
 
 def _rel_cell(region: Region, out_size: tuple[int, int], cell_clip: bool) -> tuple[float, float]:
@@ -264,8 +267,8 @@ def render_region_reference(latent: Latent, region: Region, out_size: tuple[int,
                 q_feat = F.grid_sample(unfolded, grid, mode="nearest", align_corners=False)[0, :, 0].t()
                 iy = torch.round(((qs[:, 0] + 1) * H - 1) / 2)
                 ix = torch.round(((qs[:, 1] + 1) * W - 1) / 2)
-                rel = torch.stack(((q[:, 0] - (-1 + (2 * iy + 1) / H)) * H,
-                                   (q[:, 1] - (-1 + (2 * ix + 1) / W)) * W), -1)
+                rel = torch.stack(((q[:, 0] - ((-1 + 1 / H) + (2 / H) * iy)) * H,
+                                   (q[:, 1] - ((-1 + 1 / W) + (2 / W) * ix)) * W), -1)
                 outs.append(model.plain_decode(q_feat, rel, rel_cell.expand(q.shape[0], 2)))
                 areas.append((rel[:, 0] * rel[:, 1]).abs() + 1e-9)
         if len(outs) == 4:

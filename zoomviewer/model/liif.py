@@ -52,7 +52,7 @@ def ensemble_axis(coord: torch.Tensor, n: int, local_ensemble: bool) -> list[tup
     for v in shifts:
         c = (coord + (v / n + eps)).clamp(-1 + 1e-6, 1 - 1e-6)
         idx = torch.round(((c + 1) * n - 1) / 2).clamp_(0, n - 1)
-        centre = -1 + (2 * idx + 1) / n
+        centre = (-1 + 1 / n) + (2 / n) * idx  # make_coord's fp32 arithmetic: rel is exactly 0 where the paper's is
         out.append((idx.long(), (coord - centre) * n))
     return out
 
