@@ -1,0 +1,66 @@
+"""The latent is encoded lazily in tiles and equals the whole-image encoding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine_models import sample_image
+from zoomviewer.model import new_model
+from zoomviewer.render import Latent, render_region
+
+ENCODERS = {
+    "edsr-baseline": {"n_resblocks": 3, "n_feats": 8},
+    "rdn": {"n_blocks": 2, "n_layers": 2, "g0": 8, "growth": 4},
+}
+
+
+@pytest.mark.parametrize("encoder", list(ENCODERS))
+def test_tiled_encoding_equals_whole_image(encoder):
+    torch.manual_seed(0)
+    model = new_model({"kind": "fast", "encoder": encoder, "encoder_args": ENCODERS[encoder]})
+    img = sample_image(70, 53, seed=3)
+    with torch.no_grad():
+        whole = model.encoder(torch.from_numpy((img - 0.5) / 0.5).permute(2, 0, 1)[None])[0]
+    latent = Latent(model, img, "cpu", tile=16)
+    tiled = latent.encode_all()
+    assert latent.tiles_encoded == 5 * 4
+    assert torch.abs(tiled - whole).max() <= 1e-4
+    assert whole.abs().max() > 0.1
+
+
+def test_receptive_radius_of_the_published_encoders():
+    assert new_model({"kind": "liif", "encoder": "edsr-baseline"}).encoder.receptive_radius == 34
+    assert new_model({"kind": "liif", "encoder": "rdn"}).encoder.receptive_radius == 131
+
+
+def test_small_region_encodes_only_the_tiles_it_needs():
+    torch.manual_seed(0)
+    model = new_model({"kind": "fast", "encoder": "edsr-baseline", "encoder_args": {"n_resblocks": 1, "n_feats": 8}})
+    img = np.random.default_rng(0).random((1000, 1500, 3), dtype=np.float32)
+    latent = Latent(model, img, "cpu", tile=100)
+    # 30x20 source px inside tile row 4, tile column 7; the 3x3 unfold and ensemble need
+    # at most 2 codes around it, still inside that tile
+    render_region(latent, (705, 410, 30, 20), (300, 200))
+    assert latent.tiles_encoded == 1
+    # a region straddling a tile corner needs the four tiles around it, and no others
+    render_region(latent, (290, 590, 20, 20), (160, 160))
+    assert latent.tiles_encoded == 1 + 4
+    # panning back within the same tiles encodes nothing new
+    render_region(latent, (292, 592, 10, 10), (80, 80))
+    assert latent.tiles_encoded == 5
+
+
+def test_memory_budget_evicts_least_recently_used_tiles():
+    model = new_model({"kind": "fast", "encoder": "edsr-baseline", "encoder_args": {"n_resblocks": 1, "n_feats": 8}})
+    img = np.random.default_rng(0).random((400, 400, 3), dtype=np.float32)
+    per_tile_mb = 8 * 100 * 100 * 4 / 2**20
+    latent = Latent(model, img, "cpu", tile=100, budget_mb=3.5 * per_tile_mb)
+    latent.encode_all()
+    assert latent.tiles_encoded == 16 and latent.tiles_cached == 3
+    before = latent.features(350, 360, 350, 360).clone()  # the last tile is still cached
+    assert latent.tiles_encoded == 16
+    latent.features(0, 10, 0, 10)  # evicted earlier: encoded again, identically
+    assert latent.tiles_encoded == 17
+    assert torch.equal(before, latent.features(350, 360, 350, 360))
