@@ -1,0 +1,161 @@
+"""`zoomviewer upscale` and export: exact pixels, atomic files, one-line errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine_models import sample_image, spread_model
+from zoomviewer import bundled
+from zoomviewer.cli import main
+from zoomviewer.export import ExportError, export_view
+from zoomviewer.images import load, save
+from zoomviewer.model import save_weights
+from zoomviewer.render import Cancelled, Latent, render_region
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    model = spread_model("fast", residual=True)
+    path = tmp_path_factory.mktemp("w") / "tiny.pt"
+    save_weights(path, model, model.config, {"iterations": 0})
+    return path
+
+
+@pytest.fixture
+def photo_path(tmp_path):
+    path = tmp_path / "photo.png"
+    save(path, sample_image(30, 40))
+    return path
+
+
+def read(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255
+
+
+def test_upscale_writes_exactly_the_requested_region_and_size(tmp_path, weights, photo_path):
+    out = tmp_path / "face.png"
+    assert main(["upscale", str(photo_path), "--size", "123x77", "--region", "5,4,20.5,11",
+                 "--weights", str(weights), "-o", str(out)]) == 0
+    got = read(out)
+    assert got.shape == (77, 123, 3)
+    model = spread_model("fast", residual=True)
+    expect = render_region(Latent(model, load(photo_path).pixels, "cpu"), (5, 4, 20.5, 11), (123, 77))
+    assert np.abs(got - expect).max() <= 0.5 / 255 + 1e-6
+
+
+def test_upscale_scale_sets_the_size(tmp_path, weights, photo_path):
+    out = tmp_path / "big.png"
+    assert main(["upscale", str(photo_path), "--scale", "2.5", "--weights", str(weights), "-o", str(out)]) == 0
+    assert Image.open(out).size == (100, 75)
+
+
+def test_tiled_export_equals_one_render(tmp_path, weights, photo_path):
+    """Export goes tile by tile; the tiles join without seams."""
+    model = spread_model("fast", residual=True)
+    photo = load(photo_path)
+    latent = Latent(model, photo.pixels, "cpu")
+    out = tmp_path / "t.png"
+    list(export_view(latent, photo, (2.5, 1.5, 33, 25), (211, 160), out, tile=64))
+    whole = render_region(latent, (2.5, 1.5, 33, 25), (211, 160))
+    assert np.abs(read(out) - whole).max() <= 0.5 / 255 + 1e-6
+
+
+def run_cli(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "zoomviewer", *args], capture_output=True, text=True,
+                          timeout=120, **kw)
+
+
+@pytest.mark.parametrize("case", ["missing", "directory", "not_image", "bad_scale", "bad_region", "bad_weights"])
+def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, weights, photo_path, case):
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"this is not a picture")
+    args = {
+        "missing": [str(tmp_path / "nope.jpg"), "--scale", "2"],
+        "directory": [str(tmp_path), "--scale", "2"],
+        "not_image": [str(junk), "--scale", "2"],
+        "bad_scale": [str(photo_path), "--scale", "-1"],
+        "bad_region": [str(photo_path), "--scale", "2", "--region", "30,20,50,50"],
+        "bad_weights": [str(photo_path), "--scale", "2", "--weights", str(junk)],
+    }[case]
+    if case != "bad_weights":
+        args += ["--weights", str(weights)]
+    r = run_cli("upscale", *args, "-o", str(tmp_path / "o.png"))
+    assert r.returncode == 2
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("zoomviewer: "), r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_refuses_to_run_without_trained_weights(tmp_path, photo_path, monkeypatch, capsys):
+    monkeypatch.setattr(bundled, "shipped_weights", lambda kind="fast": None)
+    assert main(["upscale", str(photo_path), "--scale", "2", "-o", str(tmp_path / "o.png")]) == 2
+    assert "no trained weights" in capsys.readouterr().err
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_export_refuses_to_overwrite_the_open_photo(weights, photo_path):
+    before = photo_path.read_bytes()
+    photo = load(photo_path)
+    latent = Latent(spread_model("fast"), photo.pixels, "cpu")
+    with pytest.raises(ExportError, match="open photo"):
+        list(export_view(latent, photo, (0, 0, 40, 30), (80, 60), photo_path))
+    assert photo_path.read_bytes() == before
+
+
+def test_cancelled_export_leaves_no_file(tmp_path, photo_path):
+    photo = load(photo_path)
+    latent = Latent(spread_model("fast"), photo.pixels, "cpu")
+    out = tmp_path / "o.png"
+    steps = []
+    with pytest.raises(Cancelled):
+        for p in export_view(latent, photo, (0, 0, 40, 30), (400, 300), out, tile=100,
+                             cancel=lambda: len(steps) >= 2):
+            steps.append(p)
+    assert not out.exists() and os.listdir(tmp_path) == ["photo.png"]
+
+
+def test_write_failure_leaves_the_target_as_it_was(tmp_path, photo_path):
+    photo = load(photo_path)
+    latent = Latent(spread_model("fast"), photo.pixels, "cpu")
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    target = folder / "o.png"
+    target.write_bytes(b"previous export")
+    folder.chmod(0o555)
+    try:
+        if os.access(folder, os.W_OK):
+            pytest.skip("running as a user who can write to read-only folders")
+        with pytest.raises(ExportError):
+            list(export_view(latent, photo, (0, 0, 40, 30), (80, 60), target))
+        assert target.read_bytes() == b"previous export"
+    finally:
+        folder.chmod(0o755)
+
+
+def test_killed_export_leaves_no_partial_file(tmp_path, weights):
+    """SIGKILL in the middle of a long export: the target never appears half written."""
+    src = tmp_path / "p.png"
+    save(src, sample_image(60, 80))
+    out = tmp_path / "out.png"
+    proc = subprocess.Popen([sys.executable, "-m", "zoomviewer", "upscale", str(src), "--size", "4000x3000",
+                             "--weights", str(weights), "-o", str(out)],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    # wait until it has rendered part of the image (progress lines on stderr), then kill it
+    buf = ""
+    deadline = time.time() + 120
+    while "%" not in buf and time.time() < deadline:
+        buf += proc.stderr.read(1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("out")] == []
