@@ -146,13 +146,16 @@ def _check(region: Region, out_size: tuple[int, int]) -> None:
 
 
 @torch.no_grad()
-def render_region(latent: Latent, region: Region, out_size: tuple[int, int], *, chunk: int = 65536,
+def render_region(latent: Latent, region: Region, out_size: tuple[int, int], *, chunk: int = 16384,
                   cancel: Callable[[], bool] | None = None, progress: Callable[[float], None] | None = None,
                   cell_clip: bool = False, table_budget: int = 24_000_000) -> np.ndarray:
     """Decode the W x H display pixels of `region` -> float32 HxWx3 in [0, 1].
 
     Output rows are processed in bands; each band crops the latent to the code rows its
-    queries touch (plus the 3x3 neighbourhood) and builds the per-code table once.
+    queries touch (plus the 3x3 neighbourhood) and builds the per-code table once. Within
+    a band, each ensemble member's output rows fall into runs that share one code row;
+    a run is decoded with that code row broadcast over it (no per-query gather), `chunk`
+    queries at a time so the working set stays in cache.
     """
     _check(region, out_size)
     model, dev = latent.model, latent.device
@@ -167,11 +170,10 @@ def render_region(latent: Latent, region: Region, out_size: tuple[int, int], *, 
     col_lo = int(min(int(i.min()) for i, _ in xs))
     col_hi = int(max(int(i.max()) for i, _ in xs))
     fx0, fx1 = max(col_lo - 1, 0), min(col_hi + 2, W)
-    row_lo = torch.stack([i for i, _ in ys]).min(0).values.cpu().numpy()
-    row_hi = torch.stack([i for i, _ in ys]).max(0).values.cpu().numpy()
+    rows_np = [i.cpu().numpy() for i, _ in ys]
+    row_lo = np.minimum.reduce(rows_np)
+    row_hi = np.maximum.reduce(rows_np)
     band_rows = max(1, table_budget // ((fx1 - fx0) * model.table_dim))
-    rows_per_chunk = max(1, chunk // out_w)
-
     if model.residual:
         by = _bilinear_axis(_axis(y, h, out_h, H, dev), H)
         bx = _bilinear_axis(_axis(x, w, out_w, W, dev), W)
@@ -180,42 +182,62 @@ def render_region(latent: Latent, region: Region, out_size: tuple[int, int], *, 
     i0 = 0
     while i0 < out_h:
         lo = int(row_lo[i0])
-        i1 = int(np.searchsorted(row_hi, lo + band_rows - 1, side="right"))
-        i1 = max(i1, i0 + 1)
-        hi = int(row_hi[i1 - 1])
-        fy0, fy1 = max(lo - 1, 0), min(hi + 2, H)
-        feat = latent.features(fy0, fy1, fx0, fx1)
-        table = model.code_table(feat[None], rel_cell)[0]
-        for r0 in range(i0, i1, rows_per_chunk):
+        i1 = max(int(np.searchsorted(row_hi, lo + band_rows - 1, side="right")), i0 + 1)
+        fy0, fy1 = max(lo - 1, 0), min(int(row_hi[i1 - 1]) + 2, H)
+        table = model.code_table(latent.features(fy0, fy1, fx0, fx1)[None], rel_cell)[0]
+
+        def step(done: float, i0=i0, i1=i1) -> None:
             if cancel is not None and cancel():
                 raise Cancelled()
-            r1 = min(r0 + rows_per_chunk, i1)
-            pred = _decode_rows(model, table, ys, xs, r0, r1, fy0, fx0)
-            if model.residual:
-                pred = pred + _bilinear_rows(latent, by, bx, r0, r1)
-            out[r0:r1] = (pred * 0.5 + 0.5).clamp_(0, 1).cpu().numpy()
-            if progress is not None:
-                progress(r1 / out_h)
+            if progress is not None and done > 0:
+                progress((i0 + done * (i1 - i0)) / out_h)
+
+        pred = _decode_band(model, table, ys, xs, rows_np, i0, i1, fy0, fx0, chunk, step)
+        if model.residual:
+            pred += _bilinear_rows(latent, by, bx, i0, i1)
+        out[i0:i1] = (pred * 0.5 + 0.5).clamp_(0, 1).cpu().numpy()
         i0 = i1
     return out
 
 
-def _decode_rows(model, table: torch.Tensor, ys, xs, r0: int, r1: int, fy0: int, fx0: int) -> torch.Tensor:
-    """Blend of the ensemble members' predictions for output rows r0:r1 -> (R, W, 3)."""
-    weights = blend_weights([ry[r0:r1, None] for _, ry in ys], [rx[None, :] for _, rx in xs])
-    n_rows, n_cols = r1 - r0, xs[0][0].shape[0]
-    acc = None
-    k = 0
-    for iy, ry in ys:
-        band = table.index_select(0, iy[r0:r1] - fy0)
-        ry_b = ry[r0:r1, None].expand(n_rows, n_cols)
-        for ix, rx in xs:
-            codes = band.index_select(1, ix - fx0).reshape(n_rows * n_cols, -1)
-            rel = torch.stack((ry_b, rx[None, :].expand(n_rows, n_cols)), -1).reshape(-1, 2)
-            pred = model.decode(codes, rel).reshape(n_rows, n_cols, 3).float() * weights[k][..., None]
-            acc = pred if acc is None else acc + pred
-            k += 1
-    return acc
+def _runs(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Starts and lengths of the runs of equal values in a non-decreasing index array."""
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    return starts, np.diff(np.r_[starts, len(codes)])
+
+
+def _decode_band(model, table: torch.Tensor, ys, xs, rows_np, i0: int, i1: int, fy0: int, fx0: int,
+                 chunk: int, step: Callable[[float], None]) -> torch.Tensor:
+    """Blend of the ensemble members' predictions for output rows i0:i1 -> (R, W, 3)."""
+    dev = table.device
+    n_rows, n_cols = i1 - i0, xs[0][0].shape[0]
+    rel_y = [ry[i0:i1] for _, ry in ys]
+    rel_x = [rx for _, rx in xs]
+    # one extra (scratch) row absorbs the padding of runs shorter than the longest
+    acc = torch.zeros(n_rows + 1, n_cols, 3, device=dev)
+    ix_local = [ix - fx0 for ix, _ in xs]
+    step(0.0)
+    for a, codes_np in enumerate(rows_np):
+        starts, lengths = _runs(codes_np[i0:i1])
+        longest = int(lengths.max())
+        pad = np.arange(longest)
+        rows = np.where(pad[None, :] < lengths[:, None], starts[:, None] + pad[None, :], n_rows)
+        rows_t = torch.from_numpy(rows).to(dev)
+        code_rows = torch.from_numpy(codes_np[i0:i1][starts] - fy0).to(dev)
+        ry_all = [torch.cat((r, r.new_zeros(1)))[rows_t] for r in rel_y]  # (G, L) per y-member
+        per_chunk = max(1, chunk // (longest * n_cols))
+        for g0 in range(0, len(starts), per_chunk):
+            g1 = min(g0 + per_chunk, len(starts))
+            band = table.index_select(0, code_rows[g0:g1])
+            ry_g = [r[g0:g1, :, None] for r in ry_all]  # (G, L, 1)
+            weights = blend_weights(ry_g, [r[None, None, :] for r in rel_x])
+            for b in range(len(xs)):
+                codes = band.index_select(1, ix_local[b])[:, None]  # (G, 1, W, D)
+                pred = model.decode(codes, ry_g[a][..., None], rel_x[b][None, None, :, None])
+                pred = pred.float() * weights[a * len(xs) + b][..., None]
+                acc.index_add_(0, rows_t[g0:g1].reshape(-1), pred.reshape(-1, n_cols, 3))
+            step((a + g1 / len(starts)) / len(rows_np))
+    return acc[:n_rows]
 
 
 def _bilinear_rows(latent: Latent, by, bx, r0: int, r1: int) -> torch.Tensor:

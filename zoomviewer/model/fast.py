@@ -46,31 +46,37 @@ class FastLIIF(nn.Module):
         return self.width + self.depth * self.width * 2
 
     def code_table(self, feat: torch.Tensor, rel_cell: torch.Tensor) -> torch.Tensor:
-        """feat (B,C,h,w), rel_cell (B,2) -> (B,h,w,16 + 192): the render MLP's first-layer
-        pre-activation without the rel_coord term, then the modulations."""
+        """feat (B,C,h,w), rel_cell (B,2) -> (B,h,w,16 + 192) per code: the render MLP's
+        first-layer pre-activation without the rel_coord term, then for each hidden layer
+        the modulation folded with that layer's bias: h -> (W h) * scale + shift, where
+        scale = 1 + m_scale and shift = b * (1 + m_scale) + m_shift (exact algebra)."""
         w = self.latent_in.weight
         kernel = unfold_weight(w[:, :self.feat_dim], feat.shape[1], self.feat_unfold)
         hid = F.conv2d(feat, kernel.to(feat.dtype), padding=kernel.shape[-1] // 2)
         const = self.latent_in.bias + rel_cell.to(w.dtype) @ w[:, self.feat_dim:].t()
         hid = torch.relu(hid + const.to(hid.dtype)[:, :, None, None]).permute(0, 2, 3, 1)
         out = self.latent_out(hid)
-        code, mods = out[..., :self.code_dim], out[..., self.code_dim:]
+        code = out[..., :self.code_dim]
+        mods = out[..., self.code_dim:].unflatten(-1, (self.depth, 2, self.width))
+        scale = 1 + mods[..., 0, :]
+        bias = torch.stack([torch.zeros_like(self.render_in.bias)] + [m.bias for m in self.render_hidden])
+        shift = bias * scale + mods[..., 1, :]
         wr = self.render_in.weight
         first = code @ wr[:, :self.code_dim].t() + self.render_in.bias
         if self.cell_decode:
             first = first + (rel_cell.to(wr.dtype) @ wr[:, self.code_dim + 2:].t())[:, None, None, :]
-        return torch.cat((first, mods), -1)
+        return torch.cat((first, torch.stack((scale, shift), -2).flatten(-3)), -1)
 
-    def decode(self, codes: torch.Tensor, rel: torch.Tensor) -> torch.Tensor:
-        """codes (N,208) from code_table, rel (N,2) -> raw prediction (N,3)."""
-        n = codes.shape[0]
+    def decode(self, codes: torch.Tensor, rel_y: torch.Tensor, rel_x: torch.Tensor) -> torch.Tensor:
+        """codes (..., 208) from code_table; rel_y, rel_x (..., 1); broadcast together
+        -> raw prediction (..., 3)."""
         w_rel = self.render_in.weight[:, self.code_dim:self.code_dim + 2]
-        mods = codes[:, self.width:].reshape(n, self.depth, 2, self.width)
-        h = codes[:, :self.width] + (rel @ w_rel.t()).to(codes.dtype)
+        mods = codes[..., self.width:].unflatten(-1, (self.depth, 2, self.width))
+        h = codes[..., :self.width] + rel_y * w_rel[:, 0] + rel_x * w_rel[:, 1]
         for i in range(self.depth):
             if i:
-                h = self.render_hidden[i - 1](h)
-            h = torch.relu(h * (1 + mods[:, i, 0]) + mods[:, i, 1])
+                h = h @ self.render_hidden[i - 1].weight.t()
+            h = torch.relu(h * mods[..., i, 0, :] + mods[..., i, 1, :])
         return self.render_out(h)
 
     def plain_decode(self, q_feat: torch.Tensor, rel: torch.Tensor, rel_cell: torch.Tensor) -> torch.Tensor:

@@ -117,10 +117,12 @@ class LIIF(nn.Module):
         table = table + const.to(table.dtype)[:, :, None, None]
         return table.permute(0, 2, 3, 1)
 
-    def decode(self, codes: torch.Tensor, rel: torch.Tensor) -> torch.Tensor:
-        """codes (N,256) from code_table, rel (N,2) -> raw prediction (N,3)."""
+    def decode(self, codes: torch.Tensor, rel_y: torch.Tensor, rel_x: torch.Tensor) -> torch.Tensor:
+        """codes (..., 256) from code_table; rel_y, rel_x (..., 1); all broadcast
+        together -> raw prediction (..., 3). Broadcasting lets a renderer pass one code row
+        for a whole run of output rows instead of a gathered copy per query."""
         w_rel = self.imnet.layers[0].weight[:, self.code_dim:self.code_dim + 2]
-        h = torch.relu(codes + (rel @ w_rel.t()).to(codes.dtype))
+        h = torch.relu(codes + rel_y * w_rel[:, 0] + rel_x * w_rel[:, 1])
         return self.imnet.layers[2:](h)
 
     def plain_decode(self, q_feat: torch.Tensor, rel: torch.Tensor, rel_cell: torch.Tensor) -> torch.Tensor:
@@ -152,9 +154,8 @@ def query_decoder(model: nn.Module, inp: torch.Tensor, coord: torch.Tensor, cell
         for ix, rx in xs:
             flat = (iy * w + ix)
             codes = torch.gather(table, 1, flat.unsqueeze(-1).expand(-1, -1, table.shape[-1]))
-            rel = torch.stack((ry, rx), -1)
-            pred = model.decode(codes.reshape(-1, table.shape[-1]), rel.reshape(-1, 2))
-            out = out + pred.reshape(b, -1, 3) * weights[k].unsqueeze(-1)
+            pred = model.decode(codes, ry.unsqueeze(-1), rx.unsqueeze(-1))
+            out = out + pred * weights[k].unsqueeze(-1)
             k += 1
     if model.residual:
         out = out + bilinear_base(inp, coord[..., 0], coord[..., 1])
