@@ -1,0 +1,372 @@
+"""The viewer as a user meets it (pytest-qt, offscreen, a tiny real model, a 64x48 photo):
+the wheel zooms about the pointer, a drag pans by exactly the drag, frames are the
+decoder's rendering of exactly the visible pixels, the GUI keeps running while a slow
+decoder works, only the newest view is shown, panning back needs no decoding, zoom <= 1
+never runs the decoder, compare panes stay in sync, and the window's scripted mode."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QPoint, QPointF, Qt, QTimer
+from PySide6.QtGui import QMouseEvent, QWheelEvent
+from PySide6.QtWidgets import QApplication
+
+from zoomviewer.canvas import ZoomCanvas
+from zoomviewer.compare import SIDE, SWIPE, CompareArea
+from zoomviewer.explain import grid_lines
+from zoomviewer.geometry import render_target
+from zoomviewer.render import Latent, render_region
+from zoomviewer.resample import bicubic_region
+from zoomviewer.viewport import Viewport
+from zoomviewer.worker import BICUBIC, MODEL, RenderWorker, area_region, rgb8_from_qimage, to_rgb8
+
+TIMEOUT_MS = 30_000
+
+
+def instrument(model, before_decode=None) -> dict:
+    """Count the model's decoder and encoder calls (optionally running a hook before each
+    decode): the model stays the real tiny model."""
+    calls = {"decode": 0, "encode": 0}
+    decode, encode = model.decode, model.encoder.forward
+
+    def counted_decode(*args, **kwargs):
+        calls["decode"] += 1
+        if before_decode is not None:
+            before_decode()
+        return decode(*args, **kwargs)
+
+    def counted_encode(*args, **kwargs):
+        calls["encode"] += 1
+        return encode(*args, **kwargs)
+
+    model.decode = counted_decode
+    model.encoder.forward = counted_encode
+    return calls
+
+
+@pytest.fixture
+def make_viewer(qtbot):
+    """make(model, image, size, compare=False, zoom=None, center=None) -> (viewport, widget)."""
+    workers, keep = [], []
+
+    def make(model, image, size=(200, 150), compare=False, zoom=None, center=None):
+        worker = RenderWorker(model, "cpu", tile=64)
+        worker.start()
+        workers.append(worker)
+        viewport = Viewport(worker, debounce_ms=10)
+        if zoom is not None or center is not None:
+            viewport.place(zoom, center)
+        viewport.set_image(image)
+        widget = CompareArea(viewport) if compare else ZoomCanvas(viewport)
+        keep.append(viewport)
+        qtbot.addWidget(widget)
+        widget.resize(*size)
+        widget.show()
+        qtbot.waitExposed(widget)
+        qtbot.waitUntil(lambda: viewport.model_name is not None, timeout=TIMEOUT_MS)
+        return viewport, widget
+
+    yield make
+    for worker in workers:
+        worker.stop()
+
+
+def wait_sharp(qtbot, viewport):
+    qtbot.waitUntil(viewport.is_sharp, timeout=TIMEOUT_MS)
+
+
+def shown(viewport, kind=MODEL) -> np.ndarray:
+    frame = viewport.frames[kind]
+    assert frame.matches(viewport.view), "the frame on screen is not for the current view"
+    return rgb8_from_qimage(frame.image)
+
+
+def expected(render, viewport):
+    """What exactly the visible region should look like, rendered in one piece here."""
+    w, h = viewport.image_size
+    target = render_target(viewport.view, w, h)
+    return target.screen_rect, to_rgb8(render(target.region, target.out_size))
+
+
+def assert_frame_is(viewport, kind, render):
+    (x0, y0, x1, y1), want = expected(render, viewport)
+    got = shown(viewport, kind)[y0:y1, x0:x1]
+    assert np.abs(got.astype(int) - want).max() <= 1   # tiles vs one piece: summation order only
+
+
+def wheel(widget, pos: QPointF, angle_y: int = 0, pixel_y: int = 0) -> None:
+    event = QWheelEvent(pos, widget.mapToGlobal(pos), QPoint(0, pixel_y), QPoint(0, angle_y),
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(widget, event)
+
+
+def mouse(widget, kind, pos: QPointF, buttons=Qt.MouseButton.LeftButton) -> None:
+    types = {"press": QMouseEvent.Type.MouseButtonPress, "move": QMouseEvent.Type.MouseMove,
+             "release": QMouseEvent.Type.MouseButtonRelease, "double": QMouseEvent.Type.MouseButtonDblClick}
+    button = Qt.MouseButton.NoButton if kind == "move" else Qt.MouseButton.LeftButton
+    held = Qt.MouseButton.NoButton if kind == "release" else buttons
+    QApplication.sendEvent(widget, QMouseEvent(types[kind], pos, widget.mapToGlobal(pos), button, held,
+                                               Qt.KeyboardModifier.NoModifier))
+
+
+def under(viewport, x, y) -> np.ndarray:
+    return np.array(viewport.view.screen_to_image(x, y))
+
+
+# ------------------------------------------------------------------------- navigation
+
+def test_wheel_zoom_keeps_the_point_under_the_cursor(make_viewer, tiny_model, small_image):
+    viewport, canvas = make_viewer(tiny_model, small_image)
+    zoom = viewport.view.zoom
+    point = under(viewport, 140, 40)
+    wheel(canvas, QPointF(140, 40), angle_y=3 * 120)           # three notches of a mouse wheel
+    assert viewport.view.zoom == pytest.approx(zoom * 2 ** 0.75)
+    assert np.abs(under(viewport, 140, 40) - point).max() * viewport.view.zoom <= 0.5 + 1e-9
+    zoom = viewport.view.zoom
+    wheel(canvas, QPointF(60, 110), pixel_y=-45)               # a trackpad: small smooth steps out
+    assert zoom / 2 < viewport.view.zoom < zoom
+
+
+def test_drag_pans_by_exactly_the_dragged_amount(make_viewer, tiny_model, small_image):
+    viewport, canvas = make_viewer(tiny_model, small_image, zoom=6.0)
+    point = under(viewport, 50, 50)
+    mouse(canvas, "press", QPointF(50, 50))
+    mouse(canvas, "move", QPointF(65, 45))
+    mouse(canvas, "move", QPointF(87, 31))
+    mouse(canvas, "release", QPointF(87, 31))
+    np.testing.assert_allclose(under(viewport, 87, 31), point, atol=1e-9)
+
+
+def test_double_click_and_keys(make_viewer, tiny_model, small_image, qtbot):
+    viewport, canvas = make_viewer(tiny_model, small_image)
+    fit = viewport.view.zoom
+    point = under(viewport, 30, 100)
+    mouse(canvas, "double", QPointF(30, 100))
+    assert viewport.view.zoom == pytest.approx(2 * fit)
+    assert np.abs(under(viewport, 30, 100) - point).max() * viewport.view.zoom <= 0.5 + 1e-9
+    qtbot.keyClick(canvas, Qt.Key.Key_1)
+    assert viewport.view.zoom == 1.0
+    qtbot.keyClick(canvas, Qt.Key.Key_Plus)
+    assert viewport.view.zoom == pytest.approx(2 ** 0.5)
+    centre = viewport.view.cx
+    qtbot.keyClick(canvas, Qt.Key.Key_Right)                    # the picture moves left: we look right
+    assert viewport.view.cx > centre
+    qtbot.keyClick(canvas, Qt.Key.Key_0)
+    assert viewport.view.zoom == pytest.approx(fit)
+
+
+# -------------------------------------------------------------------------- rendering
+
+def test_frame_is_the_decoder_rendering_of_exactly_the_visible_pixels(make_viewer, tiny_model, small_image, qtbot):
+    viewport, _ = make_viewer(tiny_model, small_image, zoom=3.7, center=(30.2, 20.6))
+    wait_sharp(qtbot, viewport)
+    latent = Latent(tiny_model, small_image, device="cpu")
+    assert_frame_is(viewport, MODEL, lambda region, size: render_region(latent, region, size))
+
+
+def test_minification_never_runs_the_decoder(make_viewer, tiny_model, small_image, qtbot):
+    calls = instrument(tiny_model)
+    viewport, canvas = make_viewer(tiny_model, small_image, zoom=0.75)
+    wait_sharp(qtbot, viewport)
+    wheel(canvas, QPointF(100, 75), angle_y=-120)
+    wait_sharp(qtbot, viewport)
+    assert viewport.view.zoom < 0.75
+    assert calls == {"decode": 0, "encode": 0}
+    assert_frame_is(viewport, MODEL, lambda region, size: area_region(small_image, region, size))
+
+
+def test_area_downsampling_averages_the_covered_pixels(small_image):
+    halved = area_region(small_image, (0, 0, 64, 48), (32, 24))
+    blocks = small_image.reshape(24, 2, 32, 2, 3).mean(axis=(1, 3))
+    np.testing.assert_allclose(halved, blocks, atol=1e-6)
+    # a pixel straddling two source pixels takes each in proportion to its share
+    third = area_region(small_image[:1, :3], (0.5, 0, 1.5, 1), (1, 1))[0, 0]
+    np.testing.assert_allclose(third, (small_image[0, 0] + 2 * small_image[0, 1]) / 3, atol=1e-6)
+
+
+def test_panning_back_is_served_from_the_tile_cache(make_viewer, tiny_model, small_image, qtbot):
+    calls = instrument(tiny_model)
+    viewport, canvas = make_viewer(tiny_model, small_image, zoom=5.0, center=(30, 20))
+    wait_sharp(qtbot, viewport)
+    first = shown(viewport).copy()
+    viewport.pan_by(37, 0)
+    wait_sharp(qtbot, viewport)
+    decodes = calls["decode"]
+    pieces = []
+    viewport.worker.piece_ready.connect(pieces.append)
+    viewport.pan_by(-37, 0)
+    wait_sharp(qtbot, viewport)
+    assert calls["decode"] == decodes                       # nothing decoded again
+    assert pieces and all(p.from_cache for p in pieces)
+    np.testing.assert_array_equal(shown(viewport), first)
+
+
+def test_a_slow_decoder_does_not_stall_the_window(make_viewer, tiny_model, small_image, qtbot):
+    """While the decoder is busy the GUI thread keeps handling events: each decode call
+    waits for a tick of a GUI timer, which could never come if decoding ran on the GUI
+    thread; and input during the render changes the view at once."""
+    gui_ticked = threading.Event()
+    answers = []
+
+    def wait_for_gui():
+        if len(answers) < 4:
+            gui_ticked.clear()
+            answers.append(gui_ticked.wait(timeout=10))
+
+    calls = instrument(tiny_model, wait_for_gui)
+    timer = QTimer()
+    timer.timeout.connect(gui_ticked.set)
+    timer.start(5)
+    viewport, canvas = make_viewer(tiny_model, small_image, zoom=4.0)
+    qtbot.waitUntil(lambda: len(answers) >= 2, timeout=TIMEOUT_MS)
+    zoom = viewport.view.zoom
+    wheel(canvas, QPointF(100, 75), angle_y=120)             # input while the decoder works
+    assert viewport.view.zoom > zoom
+    wait_sharp(qtbot, viewport)
+    timer.stop()
+    assert calls["decode"] > 0 and answers and all(answers)
+
+
+def test_only_the_newest_view_is_rendered_and_shown(make_viewer, tiny_model, small_image, qtbot):
+    entered, release = threading.Event(), threading.Event()
+
+    def hold_first_decode():
+        entered.set()
+        release.wait(timeout=10)
+
+    instrument(tiny_model, hold_first_decode)
+    viewport, canvas = make_viewer(tiny_model, small_image, zoom=3.0)
+    assert entered.wait(timeout=20)                         # the first view is being decoded
+    finished = []
+    viewport.worker.request_finished.connect(lambda request_id, _: finished.append(request_id))
+    for factor in (1.3, 1.3, 1.3):                          # three more views, quickly
+        viewport.zoom_by(factor)
+        viewport.request_now()
+    newest = viewport._request.request_id
+    release.set()
+    wait_sharp(qtbot, viewport)
+    assert finished == [newest]                             # superseded views were never finished
+    latent = Latent(tiny_model, small_image, device="cpu")
+    assert_frame_is(viewport, MODEL, lambda region, size: render_region(latent, region, size))
+
+
+# ---------------------------------------------------------------------------- compare
+
+def test_side_by_side_panes_share_one_view_and_one_pixel_grid(make_viewer, tiny_model, small_image, qtbot):
+    viewport, area = make_viewer(tiny_model, small_image, size=(402, 150), compare=True)
+    area.set_mode(SIDE)
+    assert area.left.size() == area.right.size() and area.right.isVisible()
+    point = under(viewport, 60, 70)
+    wheel(area.right, QPointF(60, 70), angle_y=2 * 120)     # zoom on the right pane ...
+    assert np.abs(under(viewport, 60, 70) - point).max() * viewport.view.zoom <= 0.5 + 1e-9
+    point = under(viewport, 60, 70)
+    mouse(area.right, "press", QPointF(60, 70))
+    mouse(area.right, "move", QPointF(40, 80))
+    mouse(area.right, "release", QPointF(40, 80))
+    # ... and both panes show the same region: they draw one shared view
+    assert area.left.viewport.view is area.right.viewport.view
+    np.testing.assert_allclose(under(viewport, 40, 80), point, atol=1e-9)
+    wait_sharp(qtbot, viewport)
+    latent = Latent(tiny_model, small_image, device="cpu")
+    assert_frame_is(viewport, MODEL, lambda region, size: render_region(latent, region, size))
+    assert_frame_is(viewport, BICUBIC, lambda region, size: bicubic_region(small_image, region, size))
+
+
+def test_swipe_shows_model_left_bicubic_right_and_the_divider_drags(make_viewer, tiny_model, small_image, qtbot):
+    viewport, area = make_viewer(tiny_model, small_image, compare=True, zoom=4.0)
+    area.set_mode(SWIPE)
+    wait_sharp(qtbot, viewport)
+    canvas = area.left
+    picture = rgb8_from_qimage(canvas.grab().toImage())
+    model, bicubic = shown(viewport, MODEL), shown(viewport, BICUBIC)
+    rows = slice(40, 140)                                   # below the labels
+    assert np.array_equal(picture[rows, 20:90], model[rows, 20:90])
+    assert np.array_equal(picture[rows, 110:180], bicubic[rows, 110:180])
+    view = viewport.view
+    mouse(canvas, "press", QPointF(100, 100))               # on the divider: moves it, not the picture
+    mouse(canvas, "move", QPointF(50, 100))
+    mouse(canvas, "release", QPointF(50, 100))
+    assert canvas.divider == pytest.approx(0.25) and viewport.view == view
+
+
+def test_ab_toggle_swaps_what_is_shown_in_place(make_viewer, tiny_model, small_image, qtbot):
+    viewport, area = make_viewer(tiny_model, small_image, compare=True, zoom=4.0)
+    wait_sharp(qtbot, viewport)
+    view = viewport.view
+    area.toggle_ab()
+    wait_sharp(qtbot, viewport)
+    assert area.left.kind == BICUBIC and viewport.view == view
+    picture = rgb8_from_qimage(area.left.grab().toImage())
+    assert np.array_equal(picture[40:140, 10:190], shown(viewport, BICUBIC)[40:140, 10:190])
+    area.toggle_ab()
+    assert area.left.kind == MODEL
+
+
+def test_explain_draws_the_latent_grid_when_cells_are_visible(make_viewer, tiny_model, small_image, qtbot):
+    viewport, canvas = make_viewer(tiny_model, small_image, zoom=16.0, center=(20.0, 20.0))
+    wait_sharp(qtbot, viewport)
+    plain = rgb8_from_qimage(canvas.grab().toImage()).astype(int)
+    canvas.explain = True
+    overlay = rgb8_from_qimage(canvas.grab().toImage()).astype(int)
+    xs, ys = grid_lines(viewport.view, 64, 48)
+    column = int(round(xs[1]))                              # a cell boundary left of the marked codes
+    rows = slice(int(ys[2]) + 3, int(ys[3]) - 2)            # mid-cell rows below the label
+    assert (np.abs(overlay[rows, column] - plain[rows, column]).sum(-1) > 0).all()
+    between = column + 8                                    # mid-cell: the picture is untouched
+    assert (overlay[rows, between] == plain[rows, between]).all()
+
+
+# ----------------------------------------------------------------------------- window
+
+@pytest.fixture
+def photo_file(tmp_path, small_image):
+    path = tmp_path / "photo.png"
+    Image.fromarray(to_rgb8(small_image)).save(path)
+    return path
+
+
+def test_a_bad_file_gets_one_sentence_and_the_photo_stays(qtbot, tiny_model, photo_file, tmp_path):
+    from zoomviewer.window import MainWindow
+
+    window = MainWindow(tiny_model, "cpu")
+    qtbot.addWidget(window)
+    errors = []
+    window.show_error = errors.append
+    assert window.open_path(photo_file)
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not a jpeg at all")
+    assert not window.open_path(bad)
+    assert len(errors) == 1 and "broken.jpg" in errors[0] and "\n" not in errors[0]
+    assert window.photo.path == photo_file and window.viewport.pixels is window.photo.pixels
+    # the good photo went to the recent files, kept in the test's settings folder
+    assert window.recent_files()[0] == str(photo_file.resolve())
+    window.close()
+
+
+def test_settings_never_touch_the_users_folder(_settings_in_temp_dir):
+    from zoomviewer.window import app_settings
+
+    assert app_settings().fileName().startswith(str(_settings_in_temp_dir))
+
+
+def test_scripted_view_saves_a_screenshot_when_sharp(qtbot, tiny_model, photo_file, tmp_path):
+    from zoomviewer.window import run_view
+
+    out = tmp_path / "shot.png"
+    code = run_view(str(photo_file), tiny_model, zoom=5.0, center=(20.0, 15.0), compare="side", explain=True,
+                    screenshot=str(out), size=(420, 260), device="cpu")
+    assert code == 0
+    with Image.open(out) as shot:
+        assert shot.size == (420, 260)
+
+
+def test_scripted_view_fails_with_one_line(tiny_model, tmp_path, capsys):
+    from zoomviewer.window import run_view
+
+    code = run_view(str(tmp_path / "missing.png"), tiny_model, screenshot=str(tmp_path / "x.png"))
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and "missing.png" in err and len(err.splitlines()) == 1

@@ -1,0 +1,194 @@
+"""The export dialog (current view or whole photo; scale, or width x height with the aspect
+locked; PNG 8/16-bit, TIFF 8/16-bit, JPEG with quality) and the session that runs the
+export on the render worker with a progress dialog and Cancel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox,
+                               QFileDialog, QFormLayout, QHBoxLayout, QLineEdit, QProgressDialog, QPushButton,
+                               QRadioButton, QSpinBox, QVBoxLayout, QWidget)
+
+from .worker import ExportJob
+
+# label -> (format, bits, file suffix)
+FORMATS = {"PNG, 8-bit": ("PNG", 8, ".png"), "PNG, 16-bit": ("PNG", 16, ".png"),
+           "TIFF, 8-bit": ("TIFF", 8, ".tif"), "TIFF, 16-bit": ("TIFF", 16, ".tif"),
+           "JPEG": ("JPEG", 8, ".jpg")}
+MAX_SIDE = 65535
+
+
+class ExportDialog(QDialog):
+    """Asks what to export. `view_region`/`view_size`: the visible part of the photo and
+    its size on screen; `photo_size`: (W, H); `photo_path`: for the default file name."""
+
+    def __init__(self, view_region, view_size, photo_size, photo_path, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Export")
+        self._choices = {"view": (tuple(view_region), tuple(view_size), 1.0),
+                         "photo": ((0.0, 0.0, float(photo_size[0]), float(photo_size[1])), tuple(photo_size), 2.0)}
+        self._photo_path = Path(photo_path) if photo_path else Path.home() / "photo.png"
+        self._syncing = False
+
+        self.view_button = QRadioButton("Current view")
+        self.photo_button = QRadioButton("Whole photo")
+        group = QButtonGroup(self)
+        for b in (self.view_button, self.photo_button):
+            group.addButton(b)
+        self.photo_button.setChecked(True)
+        what = QHBoxLayout()
+        what.addWidget(self.view_button)
+        what.addWidget(self.photo_button)
+
+        self.scale = QDoubleSpinBox(decimals=3, minimum=0.01, maximum=64.0, singleStep=0.5)
+        self.width_box = QSpinBox(minimum=1, maximum=MAX_SIDE)
+        self.height_box = QSpinBox(minimum=1, maximum=MAX_SIDE)
+        self.lock = QCheckBox("Lock aspect ratio", checked=True)
+        size = QHBoxLayout()
+        size.addWidget(self.width_box)
+        size.addWidget(self.height_box)
+        size.addWidget(self.lock)
+
+        self.format = QComboBox()
+        self.format.addItems(list(FORMATS))
+        self.quality = QSpinBox(minimum=1, maximum=100, value=95)
+        self.path = QLineEdit()
+        browse = QPushButton("Browse…")
+        where = QHBoxLayout()
+        where.addWidget(self.path, 1)
+        where.addWidget(browse)
+
+        form = QFormLayout()
+        form.addRow("Export", what)
+        form.addRow("Scale", self.scale)
+        form.addRow("Width × height", size)
+        form.addRow("Format", self.format)
+        form.addRow("JPEG quality", self.quality)
+        form.addRow("File", where)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+
+        group.buttonToggled.connect(lambda *_: self._choice_changed())
+        self.scale.valueChanged.connect(self._scale_changed)
+        self.width_box.valueChanged.connect(lambda _: self._side_changed(0))
+        self.height_box.valueChanged.connect(lambda _: self._side_changed(1))
+        self.format.currentTextChanged.connect(self._format_changed)
+        browse.clicked.connect(self._browse)
+        self._choice_changed()
+        self._format_changed(self.format.currentText())
+
+    # -- keeping the fields consistent ---------------------------------------------------
+    def _choice(self):
+        return self._choices["view" if self.view_button.isChecked() else "photo"]
+
+    def _choice_changed(self) -> None:
+        _, _, scale = self._choice()
+        self.scale.setValue(scale)
+        self._scale_changed(scale)
+        self._suggest_path()
+
+    def _scale_changed(self, scale: float) -> None:
+        if self._syncing:
+            return
+        _, (bw, bh), _ = self._choice()
+        self._set_sides(round(bw * scale), round(bh * scale))
+
+    def _side_changed(self, axis: int) -> None:
+        if self._syncing:
+            return
+        _, (bw, bh), _ = self._choice()
+        w, h = self.width_box.value(), self.height_box.value()
+        if self.lock.isChecked():
+            if axis == 0:
+                h = max(1, round(w * bh / bw))
+            else:
+                w = max(1, round(h * bw / bh))
+        self._set_sides(w, h)
+        self._syncing = True
+        self.scale.setValue(w / bw)
+        self._syncing = False
+
+    def _set_sides(self, w: int, h: int) -> None:
+        self._syncing = True
+        self.width_box.setValue(max(1, min(w, MAX_SIDE)))
+        self.height_box.setValue(max(1, min(h, MAX_SIDE)))
+        self._syncing = False
+
+    def _format_changed(self, label: str) -> None:
+        fmt, _, suffix = FORMATS[label]
+        self.quality.setEnabled(fmt == "JPEG")
+        text = self.path.text().strip()
+        if text:
+            self.path.setText(str(Path(text).with_suffix(suffix)))
+
+    def _suggest_path(self) -> None:
+        suffix = FORMATS[self.format.currentText()][2]
+        tag = "view" if self.view_button.isChecked() else f"x{self.scale.value():g}"
+        self.path.setText(str(self._photo_path.with_name(f"{self._photo_path.stem}-{tag}{suffix}")))
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export to", self.path.text(),
+                                              "Images (*.png *.tif *.tiff *.jpg *.jpeg)")
+        if path:
+            self.path.setText(path)
+
+    # -- the answer ----------------------------------------------------------------------
+    def job(self, photo) -> ExportJob:
+        region, _, _ = self._choice()
+        fmt, bits, _ = FORMATS[self.format.currentText()]
+        return ExportJob(photo, region, (self.width_box.value(), self.height_box.value()),
+                         self.path.text().strip(), fmt, bits, self.quality.value())
+
+
+class ExportSession(QObject):
+    """Runs one export on the render worker with a modal progress dialog and Cancel;
+    says how it ended through `ended(message or "")` and the callbacks."""
+
+    ended = Signal(str)
+
+    def __init__(self, worker, job: ExportJob, parent: QWidget, on_error) -> None:
+        super().__init__(parent)
+        self.worker, self.job, self.on_error = worker, job, on_error
+        self.dialog = QProgressDialog(f"Exporting {Path(job.path).name}…", "Cancel", 0, 1000, parent)
+        self.dialog.setWindowModality(Qt.WindowModality.WindowModal)
+        self.dialog.setMinimumDuration(0)
+        self.dialog.setAutoClose(False)
+        self.dialog.setAutoReset(False)
+        self.dialog.canceled.connect(worker.cancel_export)
+        worker.export_progress.connect(self._progress)
+        worker.export_finished.connect(self._finished)
+        worker.export_failed.connect(self._failed)
+        worker.export_cancelled.connect(self._cancelled)
+
+    def start(self) -> None:
+        self.dialog.setValue(0)
+        self.dialog.show()
+        self.worker.start_export(self.job)
+
+    def _progress(self, fraction: float) -> None:
+        self.dialog.setValue(round(1000 * fraction))
+
+    def _end(self, message: str) -> None:
+        for signal, slot in ((self.worker.export_progress, self._progress), (self.worker.export_finished, self._finished),
+                             (self.worker.export_failed, self._failed),
+                             (self.worker.export_cancelled, self._cancelled)):
+            signal.disconnect(slot)
+        self.dialog.close()
+        self.ended.emit(message)
+        self.deleteLater()
+
+    def _finished(self, path: str) -> None:
+        self._end(f"exported {Path(path).name}")
+
+    def _failed(self, message: str) -> None:
+        self._end("")
+        self.on_error(message)
+
+    def _cancelled(self) -> None:
+        self._end("export cancelled")

@@ -1,0 +1,313 @@
+"""The state behind the zoomable canvases: `Viewport` (one shared View of one photo, the
+frames for the kinds on show, and the render requests) and `Frame`. No widgets, no torch.
+
+Every input event updates the View and repaints in the same event from what is at hand:
+the last frame warped to the new view (QPainter transform), over the source smoothly
+scaled. After a short debounce the Viewport asks the worker for the new view; pieces of
+the answer (cached tiles, a coarse pass, sharp tiles) are painted into a `Frame` as they
+arrive, and pieces for any older request are dropped. Views are in device pixels and
+always snapped to the global pixel grid, so a finished frame is shown pixel for pixel.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+from PySide6.QtCore import QObject, QRect, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QImage, QPainter, QRegion, QTransform
+
+from .geometry import View, zoom_limits
+from .worker import BICUBIC, MODEL, RenderRequest, qimage_from_rgb8, to_rgb8
+
+GOOD_WARP = 3.0                  # a frame warped by up to x3 beats a 1/4-resolution coarse pass
+
+
+class Frame:
+    """The best picture for one view: an ARGB image in device pixels (transparent where
+    nothing has arrived), the region already sharp, and the region holding warped
+    content good enough that a coarse pass should not paint over it."""
+
+    def __init__(self, view: View) -> None:
+        self.view = view
+        self.zoom, self.origin = view.zoom, view.origin
+        self.image = QImage(max(1, view.screen_w), max(1, view.screen_h), QImage.Format.Format_ARGB32_Premultiplied)
+        self.image.fill(Qt.GlobalColor.transparent)
+        self.sharp = QRegion()
+        self.good = QRegion()
+
+    def matches(self, view: View) -> bool:
+        return (self.zoom, self.origin, self.image.width(), self.image.height()) == \
+            (view.zoom, view.origin, max(1, view.screen_w), max(1, view.screen_h))
+
+    def transform_to(self, view: View) -> QTransform:
+        """Frame pixels -> screen pixels of `view` (global pixels rescaled by the zoom ratio)."""
+        s = view.zoom / self.zoom
+        ox, oy = view.origin
+        return QTransform(s, 0, 0, s, self.origin[0] * s - ox, self.origin[1] * s - oy)
+
+    def warped_to(self, view: View) -> Frame:
+        """A new frame for `view` that starts from this one's content, moved and scaled."""
+        new = Frame(view)
+        t = self.transform_to(view)
+        p = QPainter(new.image)
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, t.m11() != 1)
+        p.setTransform(t)
+        p.drawImage(0, 0, self.image)
+        p.end()
+        if t.m11() <= GOOD_WARP:
+            new.good = t.map(self.sharp.united(self.good)).intersected(QRect(0, 0, view.screen_w, view.screen_h))
+        return new
+
+    def add(self, rect_global, image: QImage, coarse: bool) -> None:
+        x0, y0 = rect_global[0] - self.origin[0], rect_global[1] - self.origin[1]
+        rect = QRect(x0, y0, rect_global[2] - rect_global[0], rect_global[3] - rect_global[1])
+        p = QPainter(self.image)
+        p.setCompositionMode(QPainter.CompositionMode.CompositionMode_Source)
+        if coarse:
+            p.setClipRegion(QRegion(rect).subtracted(self.sharp).subtracted(self.good))
+            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+            p.drawImage(QRectF(rect), image)
+        else:
+            p.drawImage(x0, y0, image)
+            self.sharp = self.sharp.united(rect)
+        p.end()
+
+
+class Viewport(QObject):
+    """One photo, one shared View, the frames for the kinds shown, and the requests."""
+
+    changed = Signal()                # repaint
+    view_changed = Signal(object)     # View
+    cursor_changed = Signal(object)   # (x, y) in source pixels, or None
+    state_changed = Signal(str)       # "refining 60 %", "sharp in 0.8 s"
+    model_changed = Signal()
+    sharp = Signal()                  # the newest view is fully rendered and nothing is pending
+
+    def __init__(self, worker, debounce_ms: int = 40, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.worker = worker
+        self.image_id = 0
+        self.pixels: np.ndarray | None = None
+        self._pyramid: list[QImage] = []
+        self._view: View | None = None
+        self._screen = (0, 0)
+        self._kinds: tuple[str, ...] = (MODEL,)
+        self.frames: dict[str, Frame] = {}
+        self._request: RenderRequest | None = None
+        self._request_started = 0.0
+        self._request_done = True
+        self._request_id = 0
+        self._placement: tuple[float | None, tuple[float, float] | None] | None = None
+        self.cursor: tuple[float, float] | None = None
+        self.model_name: str | None = None      # None until the worker says; "" for no model
+        self.device_name = ""
+        self.local_ensemble = True
+        self.state = ""
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(debounce_ms)
+        self._timer.timeout.connect(self._send_request)
+        worker.piece_ready.connect(self._on_piece)
+        worker.progress_changed.connect(self._on_progress)
+        worker.request_finished.connect(self._on_finished)
+        worker.request_failed.connect(self._on_failed)
+        worker.model_ready.connect(self._on_model_ready)
+        if worker.loaded:  # the worker was started earlier and its signal has gone by
+            self._on_model_ready(worker.model_name, worker.device_description)
+
+    # -- the photo -------------------------------------------------------------------------
+    @property
+    def image_size(self) -> tuple[int, int] | None:
+        return None if self.pixels is None else (self.pixels.shape[1], self.pixels.shape[0])
+
+    def set_image(self, pixels: np.ndarray, display_rgb: np.ndarray | None = None, display=None) -> None:
+        """Show a new photo (float32 HxWx3) fitted to the screen. `display_rgb` is its sRGB
+        version for the screen (float or uint8; default `pixels`), `display` the function
+        that converts rendered pixels the same way (None when they are sRGB already)."""
+        rgb = pixels if display_rgb is None else display_rgb
+        rgb8 = rgb if rgb.dtype == np.uint8 else to_rgb8(rgb)
+        self.image_id += 1
+        self.pixels = pixels
+        self._pyramid = [qimage_from_rgb8(rgb8)]
+        self.frames = {}
+        self._request = None
+        self._request_done = True
+        self.worker.set_image(pixels, self.image_id, display)
+        self._view = None
+        self._apply_placement()
+
+    def source_level(self, zoom: float) -> tuple[QImage, int]:
+        """The source halved k times, for smooth downscaling without aliasing: the smallest
+        level still at least as large as the screen's rendering of it. -> (image, 2**k)."""
+        k = 0 if zoom >= 1 else int(math.floor(math.log2(1 / zoom)))
+        while len(self._pyramid) <= k:
+            last = self._pyramid[-1]
+            if last.width() < 2 or last.height() < 2:
+                break
+            self._pyramid.append(last.scaled(last.width() // 2, last.height() // 2,
+                                             Qt.AspectRatioMode.IgnoreAspectRatio,
+                                             Qt.TransformationMode.SmoothTransformation))
+        k = min(k, len(self._pyramid) - 1)
+        return self._pyramid[k], 2 ** k
+
+    # -- the view --------------------------------------------------------------------------
+    @property
+    def view(self) -> View | None:
+        return self._view
+
+    @property
+    def screen_size(self) -> tuple[int, int]:
+        return self._screen
+
+    def limits(self) -> tuple[float, float]:
+        w, h = self.image_size or (1, 1)
+        return zoom_limits(w, h, *self._screen)
+
+    def set_screen_size(self, w: int, h: int) -> None:
+        if (w, h) == self._screen or w <= 0 or h <= 0:
+            return
+        self._screen = (w, h)
+        if self._view is None:
+            self._apply_placement()
+        else:
+            self.set_view(self._view.resized(w, h))
+
+    def place(self, zoom: float | None = None, center: tuple[float, float] | None = None) -> None:
+        """Show the photo at this zoom (None: fit) around this source point (None: its
+        centre); waits for a screen size if there is none yet."""
+        self._placement = (zoom, center)
+        self._apply_placement()
+
+    def _apply_placement(self) -> None:
+        if self.pixels is None or self._screen[0] <= 0:
+            return
+        w, h = self.image_size
+        view = View.fit(w, h, *self._screen)
+        if self._placement is not None:
+            zoom, center = self._placement
+            self._placement = None
+            lo, hi = self.limits()
+            view = View(*(center or (w / 2, h / 2)), min(max(zoom or view.zoom, lo), hi), *self._screen)
+        self.set_view(view)
+
+    def set_view(self, view: View) -> None:
+        """Make `view` current (kept over the photo, snapped), repaint now, render soon."""
+        if self.pixels is None:
+            return
+        view = view.clamped(*self.image_size).snapped()
+        if view == self._view:
+            return
+        self._view = view
+        self.changed.emit()
+        self.view_changed.emit(view)
+        self._request_done = False
+        self._timer.start()
+
+    def zoom_at(self, sx: float, sy: float, factor: float) -> None:
+        if self._view is not None:
+            self.set_view(self._view.zoom_at(sx, sy, factor, *self.limits()))
+
+    def zoom_by(self, factor: float) -> None:
+        if self._view is not None:
+            self.zoom_at(self._view.screen_w / 2, self._view.screen_h / 2, factor)
+
+    def pan_by(self, dx: float, dy: float) -> None:
+        if self._view is not None:
+            self.set_view(self._view.pan_by(dx, dy))
+
+    def fit(self) -> None:
+        self.place(None, None)
+
+    def actual_size(self) -> None:
+        """100 %: one source pixel per device pixel, around the current centre."""
+        if self._view is not None:
+            self.set_view(View(self._view.cx, self._view.cy, 1.0, *self._screen))
+
+    def set_kinds(self, kinds: tuple[str, ...]) -> None:
+        """Which kinds of frame the visible canvases show (MODEL, BICUBIC)."""
+        kinds = tuple(dict.fromkeys(kinds))
+        if kinds != self._kinds:
+            self._kinds = kinds
+            if self._view is not None:
+                self._request_done = False
+                self._timer.start()
+            self.changed.emit()
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return self._kinds
+
+    def set_cursor(self, point: tuple[float, float] | None) -> None:
+        if point != self.cursor:
+            self.cursor = point
+            self.cursor_changed.emit(point)
+
+    # -- requests and results --------------------------------------------------------------
+    def request_now(self) -> None:
+        """Send the pending request without waiting for the debounce."""
+        if self._timer.isActive():
+            self._timer.stop()
+            self._send_request()
+
+    def is_sharp(self) -> bool:
+        return self._view is not None and self._request_done and not self._timer.isActive()
+
+    def _send_request(self) -> None:
+        if self._view is None:
+            return
+        self._request_id += 1
+        self._request = RenderRequest(self._request_id, self.image_id, self._view, self._kinds)
+        self._request_started = time.perf_counter()
+        self._request_done = False
+        self.worker.request(self._request)
+
+    def _current(self, request_id: int) -> bool:
+        return self._request is not None and request_id == self._request.request_id
+
+    def _on_piece(self, piece) -> None:
+        if not self._current(piece.request_id):
+            return  # a superseded view: drop it
+        frame = self.frames.get(piece.kind)
+        if frame is None or not frame.matches(piece.view):
+            frame = frame.warped_to(piece.view) if frame is not None else Frame(piece.view)
+            self.frames[piece.kind] = frame
+        frame.add(piece.rect, piece.image, piece.coarse)
+        self.changed.emit()
+
+    def _on_progress(self, request_id: int, fraction: float) -> None:
+        if self._current(request_id) and fraction < 1:
+            self._set_state(f"refining {int(100 * fraction)} %")
+
+    def _on_finished(self, request_id: int, seconds: float) -> None:
+        if not self._current(request_id):
+            return
+        self._request_done = True
+        self._set_state(f"sharp in {time.perf_counter() - self._request_started:.1f} s")
+        if self.is_sharp():
+            self.sharp.emit()
+
+    def _on_failed(self, request_id: int, message: str) -> None:
+        if self._current(request_id):
+            self._request_done = True
+            self._set_state(message)
+
+    def _on_model_ready(self, name: str, device: str) -> None:
+        self.model_name, self.device_name = name, device
+        self.local_ensemble = bool(getattr(self.worker.model, "local_ensemble", True))
+        self.model_changed.emit()
+        self.changed.emit()
+
+    def _set_state(self, text: str) -> None:
+        if text != self.state:
+            self.state = text
+            self.state_changed.emit(text)
+
+    def kind_label(self, kind: str) -> str:
+        if self._view is not None and self._view.zoom <= 1:
+            return "source, area-averaged (zoom ≤ 100 %)"
+        if kind == BICUBIC or self.model_name == "":
+            return "bicubic" + (" (no model loaded)" if kind == MODEL else "")
+        return f"model: {self.model_name}" if self.model_name else "model (loading)"
+

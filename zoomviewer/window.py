@@ -1,0 +1,341 @@
+"""The main window (menus, shortcuts, compare layouts, Explain, export, recent files, drag
+and drop, status bar) and the two entry points the CLI calls:
+
+  main_window(photo_path=None, model_or_weights=None, ...) -> int   the interactive app
+  run_view(photo_path, model_or_weights, zoom=None, center=None, compare=None,
+           explain=False, screenshot=None, size=(1280, 800), device=None) -> int
+      opens the window at that view; with `screenshot`, waits until the view is fully
+      refined, saves the window grab and returns 0 (non-zero, message on stderr, on failure)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QEventLoop, QSettings, QTimer
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMessageBox, QWidget
+
+from . import images
+from .bundled import sample_photo, shipped_weights
+from .compare import MODES, SIDE, SINGLE, SWIPE, CompareArea
+from .exportdialog import ExportDialog, ExportSession
+from .geometry import render_target
+from .viewport import Viewport
+from .worker import RenderWorker
+
+ORGANISATION = APPLICATION = "zoomviewer"
+MAX_RECENT = 8
+SCRIPTED_TIMEOUT_S = 900
+
+
+def app_settings() -> QSettings:
+    """Our settings, always INI (tests point the INI location at a temporary folder)."""
+    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANISATION, APPLICATION)
+
+
+def zoom_text(zoom: float) -> str:
+    return f"×{zoom:.3g}" if zoom < 100 else f"×{zoom:.0f}"
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, model_or_weights=None, device: str | None = None, parent: QWidget | None = None) -> None:
+        """`model_or_weights`: a model, a weights file, or None (the "model" pane then
+        shows bicubic, and says so)."""
+        super().__init__(parent)
+        self.photo = None
+        self.model_error = ""
+        self.worker = RenderWorker(model_or_weights, device)
+        self.viewport = Viewport(self.worker, parent=self)
+        self.compare = CompareArea(self.viewport, self)
+        self.setCentralWidget(self.compare)
+        self.setAcceptDrops(True)
+        self.setWindowTitle("zoomviewer")
+        self.resize(1280, 800)
+
+        self.zoom_label, self.cursor_label = QLabel(), QLabel()
+        self.state_label, self.device_label = QLabel(), QLabel("loading model…")
+        bar = self.statusBar()
+        bar.addWidget(self.zoom_label)
+        bar.addWidget(self.cursor_label)
+        bar.addWidget(self.state_label, 1)
+        bar.addPermanentWidget(self.device_label)
+        self.viewport.view_changed.connect(lambda view: self.zoom_label.setText(zoom_text(view.zoom)))
+        self.viewport.cursor_changed.connect(self._show_cursor)
+        self.viewport.state_changed.connect(self.state_label.setText)
+        self.worker.model_ready.connect(self._model_ready)
+        self.worker.model_failed.connect(self._model_failed)
+        self._build_menus()
+        self.worker.start()
+
+    # -- menus ---------------------------------------------------------------------------
+    def _action(self, menu, text: str, slot, shortcut=None, checkable: bool = False) -> QAction:
+        action = QAction(text, self, checkable=checkable)
+        if shortcut is not None:
+            keys = shortcut if isinstance(shortcut, list) else [shortcut]
+            action.setShortcuts([QKeySequence(k) for k in keys])
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    def _build_menus(self) -> None:
+        file = self.menuBar().addMenu("&File")
+        self._action(file, "&Open…", self.choose_file, QKeySequence.StandardKey.Open)
+        self.recent_menu = file.addMenu("Open &Recent")
+        self.export_action = self._action(file, "&Export…", self.export, "Ctrl+E")
+        self.export_action.setEnabled(False)
+        file.addSeparator()
+        self._action(file, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self._rebuild_recent()
+
+        view = self.menuBar().addMenu("&View")
+        vp = self.viewport
+        self._action(view, "Zoom &In", lambda: vp.zoom_by(2 ** 0.5), ["+", "=", QKeySequence.StandardKey.ZoomIn])
+        self._action(view, "Zoom &Out", lambda: vp.zoom_by(2 ** -0.5), ["-", QKeySequence.StandardKey.ZoomOut])
+        self._action(view, "&Fit", vp.fit, "0")
+        self._action(view, "&Actual Pixels (100 %)", vp.actual_size, "1")
+        view.addSeparator()
+        group = QActionGroup(self)
+        self.mode_actions = {}
+        for mode, text, key in ((SINGLE, "&Single", "Ctrl+1"), (SIDE, "Side by Side (model | bicubic)", "Ctrl+2"),
+                                (SWIPE, "S&wipe", "Ctrl+3")):
+            action = self._action(view, text, lambda _=False, m=mode: self.set_compare(m), key, checkable=True)
+            group.addAction(action)
+            self.mode_actions[mode] = action
+        self.mode_actions[SINGLE].setChecked(True)
+        self._action(view, "&Cycle Compare Modes", self.compare.cycle_mode, "C")
+        self._action(view, "Toggle &A/B (model ↔ bicubic)", self.compare.toggle_ab, "B")
+        view.addSeparator()
+        self.explain_action = self._action(view, "&Explain (latent grid and blend)", self.set_explain, "E",
+                                           checkable=True)
+        self.full_screen_action = self._action(view, "F&ull Screen", self.set_full_screen, "F", checkable=True)
+        self.compare.mode_changed.connect(lambda m: self.mode_actions[m].setChecked(True))
+
+    # -- recent files ----------------------------------------------------------------------
+    def recent_files(self) -> list[str]:
+        value = app_settings().value("recent", [])
+        if isinstance(value, str):   # INI stores a one-item list as a plain string
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def _remember(self, path: Path) -> None:
+        path = str(Path(path).resolve())
+        recent = [path] + [p for p in self.recent_files() if p != path]
+        app_settings().setValue("recent", recent[:MAX_RECENT])
+        self._rebuild_recent()
+
+    def _forget(self, path: str) -> None:
+        app_settings().setValue("recent", [p for p in self.recent_files() if p != path])
+        self._rebuild_recent()
+
+    def _rebuild_recent(self) -> None:
+        self.recent_menu.clear()
+        recent = self.recent_files()
+        for path in recent:
+            self.recent_menu.addAction(Path(path).name, lambda p=path: self._open_recent(p)).setToolTip(path)
+        self.recent_menu.setEnabled(bool(recent))
+
+    def _open_recent(self, path: str) -> None:
+        if not self.open_path(path):
+            self._forget(path)
+
+    # -- opening -------------------------------------------------------------------------
+    def show_error(self, message: str) -> None:
+        """One sentence in a message box (scripted mode replaces this with stderr)."""
+        QMessageBox.warning(self, "zoomviewer", message)
+
+    def choose_file(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+        start = str(Path(self.photo.path).parent) if self.photo is not None else str(Path.home())
+        path, _ = QFileDialog.getOpenFileName(self, "Open photo", start,
+                                              "Images (*.png *.jpg *.jpeg *.tif *.tiff *.webp *.bmp);;All files (*)")
+        if path:
+            self.open_path(path)
+
+    def open_path(self, path) -> bool:
+        """Open a photo; on failure say why in one sentence and keep the current photo."""
+        try:
+            photo = images.load(path)
+        except ValueError as e:   # images.ImageError
+            self.show_error(str(e))
+            return False
+        except OSError as e:
+            self.show_error(f"{Path(path).name} could not be read ({e.strerror or e}).")
+            return False
+        self.show_photo(photo)
+        self._remember(Path(path))
+        return True
+
+    def show_photo(self, photo) -> None:
+        """Show an images.Photo (or anything with .pixels, .metadata, .path)."""
+        self.photo = photo
+        display_rgb, display = photo.pixels, None
+        if getattr(photo.metadata, "icc_profile", None):
+            display_rgb = images.to_srgb(photo)
+            meta, where = photo.metadata, photo.path
+
+            def display(rgb):  # rendered pixels are in the photo's colour space too
+                return images.to_srgb(images.Photo(rgb, meta, where))
+        self.viewport.set_image(photo.pixels, display_rgb, display)
+        h, w = photo.pixels.shape[:2]
+        self.setWindowTitle(f"zoomviewer — {Path(photo.path).name} ({w}×{h})")
+        self.export_action.setEnabled(True)
+
+    def dragEnterEvent(self, event) -> None:
+        if any(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        files = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if files:
+            event.acceptProposedAction()
+            self.open_path(files[0])
+
+    # -- view modes ----------------------------------------------------------------------
+    def set_compare(self, mode: str | None) -> None:
+        self.compare.set_mode(mode or SINGLE)
+
+    def set_explain(self, on: bool) -> None:
+        self.explain_action.setChecked(bool(on))
+        self.compare.set_explain(bool(on))
+
+    def set_full_screen(self, on: bool) -> None:
+        self.full_screen_action.setChecked(bool(on))
+        if on:
+            self.showFullScreen()
+        else:
+            self.showNormal()
+
+    # -- export --------------------------------------------------------------------------
+    def export(self) -> None:
+        if self.photo is None or self.viewport.view is None:
+            return
+        w, h = self.viewport.image_size
+        target = render_target(self.viewport.view, w, h)
+        region, size = (target.region, target.out_size) if target else ((0, 0, w, h), (w, h))
+        dialog = ExportDialog(region, size, (w, h), self.photo.path, self)
+        if dialog.exec() != ExportDialog.DialogCode.Accepted:
+            return
+        session = ExportSession(self.worker, dialog.job(self.photo), self, self.show_error)
+        session.ended.connect(lambda message: message and self.statusBar().showMessage(message, 5000))
+        session.start()
+
+    # -- status --------------------------------------------------------------------------
+    def _show_cursor(self, point) -> None:
+        size = self.viewport.image_size
+        if point is None or size is None or not (0 <= point[0] < size[0] and 0 <= point[1] < size[1]):
+            self.cursor_label.setText("")
+        else:
+            self.cursor_label.setText(f"x {point[0]:.1f}  y {point[1]:.1f}")
+
+    def _model_ready(self, name: str, device: str) -> None:
+        self.device_label.setText(f"{name} on {device}" if name else f"no model · {device}")
+
+    def _model_failed(self, message: str) -> None:
+        self.model_error = message
+        self.show_error(message)
+
+    def closeEvent(self, event) -> None:
+        self.worker.stop()
+        super().closeEvent(event)
+
+
+# ------------------------------------------------------------------------ entry points
+
+def application() -> QApplication:
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setOrganizationName(ORGANISATION)
+    app.setApplicationName(APPLICATION)
+    return app
+
+
+def default_model():
+    """The shipped fast weights when installed, else None (bicubic only, and said so)."""
+    return shipped_weights()
+
+
+def main_window(photo_path=None, model_or_weights=None, *, zoom: float | None = None,
+                center: tuple[float, float] | None = None, compare: str | None = None,
+                explain: bool = False, size: tuple[int, int] = (1280, 800), device: str | None = None) -> int:
+    """Run the interactive viewer until its window closes; returns the exit code."""
+    app = application()
+    window = MainWindow(model_or_weights if model_or_weights is not None else default_model(), device)
+    window.resize(*size)
+    window.set_compare(compare)
+    window.set_explain(explain)
+    window.show()
+    path = photo_path or sample_photo()
+    if window.open_path(path):
+        window.viewport.place(zoom, center)
+    window.compare.left.setFocus()
+    return app.exec()
+
+
+def _fail(message: str) -> int:
+    print(f"zoomviewer: {message}", file=sys.stderr)
+    return 1
+
+
+def run_view(photo_path, model_or_weights, zoom: float | None = None, center: tuple[float, float] | None = None,
+             compare: str | None = None, explain: bool = False, screenshot=None,
+             size: tuple[int, int] = (1280, 800), device: str | None = None,
+             timeout_s: float = SCRIPTED_TIMEOUT_S) -> int:
+    """Open the window on `photo_path` at this view (zoom: device pixels per source pixel,
+    None = fit; center: source pixel, None = the photo's centre). Without `screenshot` the
+    viewer stays open and this returns when it closes. With it: wait until fully
+    refined, save the window grab (PNG) and return 0; on failure print one sentence to
+    stderr and return non-zero."""
+    if compare not in (None, *MODES):
+        return _fail(f"unknown compare mode {compare!r} (use {' or '.join(MODES)})")
+    app = application()
+    try:
+        photo = images.load(photo_path)
+    except ValueError as e:
+        return _fail(str(e))
+    if screenshot is None:
+        window = MainWindow(model_or_weights, device)
+    else:
+        target = Path(screenshot)
+        if not target.parent.is_dir():
+            return _fail(f"cannot save the screenshot: the folder {target.parent} does not exist")
+        window = MainWindow(model_or_weights, device)
+        errors: list[str] = []
+        window.show_error = errors.append      # no modal boxes in scripted mode
+    window.resize(*size)
+    window.set_compare(compare)
+    window.set_explain(explain)
+    window.show_photo(photo)
+    window.show()
+    window.viewport.place(zoom, center)
+    if screenshot is None:
+        window._remember(Path(photo_path))
+        window.compare.left.setFocus()
+        return app.exec()
+
+    loop = QEventLoop()
+    timed_out = []
+
+    def check(*_):
+        # model_name is None until the worker has loaded (or failed to load) the model
+        if errors or (window.viewport.model_name is not None and window.viewport.is_sharp()):
+            loop.quit()
+
+    window.viewport.model_changed.connect(check)
+    window.worker.model_failed.connect(check)
+    window.viewport.sharp.connect(check)
+    QTimer.singleShot(int(timeout_s * 1000), lambda: (timed_out.append(True), loop.quit()))
+    QTimer.singleShot(0, check)
+    try:
+        loop.exec()
+        app.processEvents()
+        if errors:
+            return _fail(errors[0])
+        if timed_out:
+            return _fail(f"the view was not fully rendered within {timeout_s:g} s")
+        if not window.grab().save(os.fspath(target), "PNG"):
+            return _fail(f"cannot save the screenshot to {target}")
+        return 0
+    finally:
+        window.close()
