@@ -184,7 +184,8 @@ def render_region(latent: Latent, region: Region, out_size: tuple[int, int], *, 
         lo = int(row_lo[i0])
         i1 = max(int(np.searchsorted(row_hi, lo + band_rows - 1, side="right")), i0 + 1)
         fy0, fy1 = max(lo - 1, 0), min(int(row_hi[i1 - 1]) + 2, H)
-        table = model.code_table(latent.features(fy0, fy1, fx0, fx1)[None], rel_cell)[0]
+        with _reduced_precision(dev):
+            table = model.code_table(latent.features(fy0, fy1, fx0, fx1)[None], rel_cell)[0]
 
         def step(done: float, i0=i0, i1=i1) -> None:
             if cancel is not None and cancel():
@@ -192,12 +193,19 @@ def render_region(latent: Latent, region: Region, out_size: tuple[int, int], *, 
             if progress is not None and done > 0:
                 progress((i0 + done * (i1 - i0)) / out_h)
 
-        pred = _decode_band(model, table, ys, xs, rows_np, i0, i1, fy0, fx0, chunk, step)
+        with _reduced_precision(dev):
+            pred = _decode_band(model, table, ys, xs, rows_np, i0, i1, fy0, fx0, chunk, step)
         if model.residual:
             pred += _bilinear_rows(latent, by, bx, i0, i1)
         out[i0:i1] = (pred * 0.5 + 0.5).clamp_(0, 1).cpu().numpy()
         i0 = i1
     return out
+
+
+def _reduced_precision(device: torch.device):
+    """fp16 matmuls on CUDA (coordinates and blending stay fp32: they are computed outside
+    and `pred.float()` accumulates); full precision elsewhere."""
+    return torch.autocast("cuda", dtype=torch.float16, enabled=device.type == "cuda")
 
 
 def _runs(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,183 @@
+"""`zoomviewer bench`: timings on the current device, as a table and a JSON.
+
+Each figure is the median of several runs after a warm-up unless it says otherwise.
+Weights: the shipped models when installed, else random weights of the same
+architecture (timings do not depend on weight values).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .model import load_weights, new_model, pick_device
+from .render import Latent, render_region, render_region_reference
+
+VIEW = (1280, 800)
+
+
+def _model(kind: str):
+    from .bundled import shipped_weights
+    path = shipped_weights(kind)
+    if path is not None:
+        return load_weights(path)[0], "shipped"
+    return new_model({"kind": kind, "encoder": "edsr-baseline", "residual": True}), "random"
+
+
+def _photo(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A synthetic photo with texture at several scales (timings do not depend on content)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.stack([0.5 + 0.4 * np.sin(xx / 37.0 + c) * np.cos(yy / 23.0 - c) for c in range(3)], -1)
+    img += 0.1 * rng.random((h, w, 3), dtype=np.float32)
+    return np.clip(img, 0, 1).astype(np.float32)
+
+
+def _median_time(fn, runs: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _view_region(scale: float, corner: tuple[float, float] = (0.0, 0.0), size=VIEW):
+    return (corner[0], corner[1], size[0] / scale, size[1] / scale)
+
+
+def bench_decoder(latent: Latent, scales, runs: int, log) -> dict:
+    out = {}
+    for s in scales:
+        t = _median_time(lambda: render_region(latent, _view_region(s), VIEW), runs)
+        out[f"x{s:g}"] = VIEW[0] * VIEW[1] / t
+        log(f"  {latent.model.kind} x{s:g}: {t * 1000:.0f} ms per 1280x800 view")
+    return out
+
+
+def bench_reference(latent: Latent, scale: float, n_rows: int, log) -> float:
+    """Throughput of the reference code's method on the first n_rows of the view (its cost
+    per 30 000-query chunk is constant, so a strip measures its rate)."""
+    region = _view_region(scale)
+    strip = (region[0], region[1], region[2], region[3] * n_rows / VIEW[1])
+    t = _median_time(lambda: render_region_reference(latent, strip, (VIEW[0], n_rows)), 1, warmup=0)
+    log(f"  reference method x{scale:g}: {VIEW[0] * n_rows / t:.0f} px/s")
+    return VIEW[0] * n_rows / t
+
+
+def bench_refine(latent: Latent, scale: float, runs: int) -> float:
+    """A view as the viewer refines it: coarse pass (1/4 linear resolution), then full."""
+    region = _view_region(scale, (7.0, 5.0))
+
+    def refine():
+        render_region(latent, region, (VIEW[0] // 4, VIEW[1] // 4))
+        render_region(latent, region, VIEW)
+    return _median_time(refine, runs)
+
+
+def run_bench(json_path: str | None = None, device: str | None = None, quick: bool = False,
+              log=lambda s: print(s, file=sys.stderr, flush=True)) -> int:
+    dev = pick_device(device)
+    runs = 1 if quick else 3
+    res: dict = {"device": dev.type, "device_name": _device_name(dev), "threads": torch.get_num_threads(),
+                 "weights": {}, "quick": quick}
+    mp1 = _photo(816, 1224) if not quick else _photo(408, 612)
+    for kind, key in (("fast", "fast"), ("liif", "exact")):
+        model, origin = _model(kind)
+        res["weights"][key] = origin
+        latent = Latent(model, mp1, dev)
+        t = time.perf_counter()
+        latent.encode_all()
+        _sync(dev)
+        if key == "fast":
+            res["encoder_s_per_mp"] = (time.perf_counter() - t) / (mp1.shape[0] * mp1.shape[1] / 1e6)
+            log(f"encoder: {res['encoder_s_per_mp']:.2f} s per megapixel")
+        log(f"{key} decoder, 1280x800 region of a {mp1.shape[1]}x{mp1.shape[0]} photo:")
+        scales = (2, 4, 12, 30) if not quick else (4, 12)
+        entry = {"throughput_px_s": bench_decoder(latent, scales, runs if key == "fast" else max(1, runs - 1), log)}
+        entry["refine_ms"] = {f"x{s}": 1000 * bench_refine(latent, s, runs if key == "fast" else 1) for s in (4, 12)}
+        log(f"  refine (coarse + full): " + ", ".join(f"{k} {v:.0f} ms" for k, v in entry["refine_ms"].items()))
+        if key == "exact":
+            rows = 40 if not quick else 8
+            entry["reference_throughput_px_s"] = {f"x{s}": bench_reference(latent, s, rows, log) for s in (4, 12)}
+            entry["speedup_vs_reference"] = {k: entry["throughput_px_s"][k] / v
+                                             for k, v in entry["reference_throughput_px_s"].items()}
+        res[key] = entry
+        del latent
+
+    fast, _ = _model("fast")
+    big = _photo(3000, 4000) if not quick else _photo(1000, 1500)
+    t = time.perf_counter()
+    latent = Latent(fast, big, dev)
+    render_region(latent, _view_region(10), VIEW)
+    _sync(dev)
+    res["first_sharp_frame_ms"] = 1000 * (time.perf_counter() - t)
+    log(f"first sharp frame, {big.shape[1]}x{big.shape[0]} photo, 1280x800 at x10 on a corner: "
+        f"{res['first_sharp_frame_ms']:.0f} ms")
+
+    size = (7680, 4320) if not quick else (1920, 1080)
+    region = (500.0, 400.0, size[0] / 4, size[1] / 4)
+    from .export import export_view
+    with tempfile.TemporaryDirectory() as d:
+        t = time.perf_counter()
+        for _ in export_view(latent, None, region, size, Path(d) / "export.png"):
+            pass
+        res[f"export_{size[0]}x{size[1]}_s"] = time.perf_counter() - t
+    log(f"export {size[0]}x{size[1]} (x4 of a {size[0] // 4}x{size[1] // 4} region, fast, PNG): "
+        f"{res[f'export_{size[0]}x{size[1]}_s']:.1f} s")
+    if dev.type == "cuda":
+        for kind, key in (("fast", "fast"), ("liif", "exact")):
+            model, _ = _model(kind)
+            lat = Latent(model, mp1, dev)
+            lat.encode_all()
+            t = _median_time(lambda: (render_region(lat, _view_region(4, size=(1920, 1080)), (1920, 1080)),
+                                      _sync(dev)), runs)
+            res[key]["frame_1920x1080_ms"] = 1000 * t
+            log(f"{key}: {1000 * t:.1f} ms per 1920x1080 frame at x4")
+    res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    log(f"peak RSS: {res['peak_rss_mb']:.0f} MB")
+    print(markdown(res))
+    if json_path:
+        Path(json_path).write_text(json.dumps(res, indent=2))
+    return 0
+
+
+def _device_name(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def markdown(res: dict) -> str:
+    rows = ["| figure | fast decoder | exact LIIF |", "|---|---|---|"]
+    for k in res["fast"]["throughput_px_s"]:
+        rows.append(f"| 1280×800 view {k.replace('x', '×')}, Mpx/s | {res['fast']['throughput_px_s'][k] / 1e6:.2f} | "
+                    f"{res['exact']['throughput_px_s'].get(k, float('nan')) / 1e6:.3f} |")
+    for k in res["fast"]["refine_ms"]:
+        rows.append(f"| full refine (coarse + full) {k.replace('x', '×')}, ms | {res['fast']['refine_ms'][k]:.0f} | "
+                    f"{res['exact']['refine_ms'][k]:.0f} |")
+    for k, v in res["exact"].get("speedup_vs_reference", {}).items():
+        rows.append(f"| speed-up over the reference method {k.replace('x', '×')} | | {v:.1f}× |")
+    rows.append(f"| encoder, s per megapixel | {res['encoder_s_per_mp']:.2f} | |")
+    rows.append(f"| first sharp frame, 12 MP photo, ×10 corner, ms | {res['first_sharp_frame_ms']:.0f} | |")
+    for k, v in res.items():
+        if k.startswith("export_"):
+            rows.append(f"| {k.replace('_', ' ')} | {v:.1f} | |")
+    rows.append(f"| peak RSS, MB | {res['peak_rss_mb']:.0f} | |")
+    return f"device: {res['device_name']} ({res['device']}); weights: {res['weights']}\n\n" + "\n".join(rows)
