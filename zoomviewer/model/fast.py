@@ -72,11 +72,13 @@ class FastLIIF(nn.Module):
         -> raw prediction (..., 3)."""
         w_rel = self.render_in.weight[:, self.code_dim:self.code_dim + 2]
         mods = codes[..., self.width:].unflatten(-1, (self.depth, 2, self.width))
-        h = codes[..., :self.width] + rel_y * w_rel[:, 0] + rel_x * w_rel[:, 1]
+        # the x term joins the per-code part first: when codes broadcast over rows, that
+        # sum is small, and only one full-size add remains
+        h = (codes[..., :self.width] + rel_x * w_rel[:, 1]) + rel_y * w_rel[:, 0]
         for i in range(self.depth):
             if i:
                 h = h @ self.render_hidden[i - 1].weight.t()
-            h = torch.relu(h * mods[..., i, 0, :] + mods[..., i, 1, :])
+            h = torch.addcmul(mods[..., i, 1, :], h, mods[..., i, 0, :]).relu_()
         return self.render_out(h)
 
     def plain_decode(self, q_feat: torch.Tensor, rel: torch.Tensor, rel_cell: torch.Tensor) -> torch.Tensor:

@@ -122,7 +122,7 @@ class LIIF(nn.Module):
         together -> raw prediction (..., 3). Broadcasting lets a renderer pass one code row
         for a whole run of output rows instead of a gathered copy per query."""
         w_rel = self.imnet.layers[0].weight[:, self.code_dim:self.code_dim + 2]
-        h = torch.relu(codes + rel_y * w_rel[:, 0] + rel_x * w_rel[:, 1])
+        h = ((codes + rel_x * w_rel[:, 1]) + rel_y * w_rel[:, 0]).relu_()
         return self.imnet.layers[2:](h)
 
     def plain_decode(self, q_feat: torch.Tensor, rel: torch.Tensor, rel_cell: torch.Tensor) -> torch.Tensor:
