@@ -1,0 +1,56 @@
+"""Ship a trained checkpoint: measure fp32 vs fp16 on Set14 x4, record the measured PSNR
+in the file's meta, and write resources/<kind>.pt (fp16 when that costs < 0.01 dB).
+
+    python tools/ship_weights.py runs/fast.pt fast [--data ../shared/data/bench/Set14]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from zoomviewer.bundled import resource_dir
+from zoomviewer.evaluate import evaluate_model
+from zoomviewer.model import load_weights, save_weights
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("checkpoint")
+    ap.add_argument("kind", choices=["fast", "liif"])
+    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared/data/bench/Set14"))
+    ap.add_argument("--psnr-json", help="eval JSON whose rows for this model go into the meta")
+    args = ap.parse_args()
+    model, config, meta = load_weights(args.checkpoint)
+    half = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in half.parameters():
+            p.copy_(p.half().float())
+    with torch.no_grad():
+        full_psnr = evaluate_model(model, args.data, [4])[4]
+        half_psnr = evaluate_model(half, args.data, [4])[4]
+    cost = full_psnr - half_psnr
+    use_half = abs(cost) < 0.01
+    print(f"Set14 x4: fp32 {full_psnr:.4f} dB, fp16 {half_psnr:.4f} dB (cost {cost:+.4f}); "
+          f"shipping {'fp16' if use_half else 'fp32'}", file=sys.stderr)
+    meta = dict(meta)
+    meta["set14_x4_psnr_fp32"] = round(full_psnr, 4)
+    meta["set14_x4_psnr_fp16"] = round(half_psnr, 4)
+    meta["stored_as"] = "fp16" if use_half else "fp32"
+    meta["training_data"] = ["shared/data/train/bsds500 (train+test, 400 photos)",
+                             "shared/data/train/photos (54 Debian wallpaper/puzzle photos, halved)"]
+    if args.psnr_json:
+        meta["eval"] = json.loads(Path(args.psnr_json).read_text())
+    out = resource_dir() / f"{args.kind}.pt"
+    save_weights(out, model, config, meta, half=use_half)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
