@@ -101,10 +101,8 @@ def load(path, max_pixels: int = 250_000_000) -> Photo:
         dpi = _valid_dpi(im.info.get("dpi"))
         if _is_animated(im):
             notes.append("animated: showing the first frame")
-    ints = _apply_orientation(ints, orientation)
-    pixels = ints.astype(np.float32, order="C")
-    pixels /= np.float32(maxval)
-    pixels = _to_rgb(pixels, notes)
+        im.close()  # Pillow's decoded copy (4 bytes a pixel) is not needed past this point
+    pixels = _to_rgb(_apply_orientation(ints, orientation), maxval, notes)
     meta = PhotoMetadata(icc_profile=icc, exif=exif_raw, dpi=dpi, bit_depth=bit_depth,
                          mode=source_mode, notes=notes, source_format=source_format)
     return Photo(pixels=pixels, metadata=meta, path=path)
@@ -381,19 +379,30 @@ def _apply_orientation(a: np.ndarray, orientation: int) -> np.ndarray:
     return a
 
 
-def _to_rgb(pixels: np.ndarray, notes: list[str]) -> np.ndarray:
-    """HxWxC floats (C = 1..4) to HxWx3: alpha composited on grey, grey replicated."""
-    channels = pixels.shape[2]
-    if channels in (2, 4):
-        alpha = pixels[..., -1:]
-        colour = pixels[..., :-1]
-        if float(alpha.min()) < 1.0:
-            notes.append("transparency composited on grey")
-        pixels = colour * alpha + np.float32(GREY_FOR_TRANSPARENCY) * (np.float32(1) - alpha)
-        np.clip(pixels, 0.0, 1.0, out=pixels)
-    if pixels.shape[2] == 1:
-        pixels = np.repeat(pixels, 3, axis=2)
-    return np.ascontiguousarray(pixels, dtype=np.float32)
+def _to_rgb(ints: np.ndarray, maxval: int, notes: list[str]) -> np.ndarray:
+    """HxWxC integers (C = 1..4, 0..maxval) to float32 HxWx3 in [0, 1], C-contiguous:
+    alpha composited on grey, grey replicated.
+
+    Converted in strips of rows straight into the result, so that no full-size float
+    temporary exists besides it: whole-array arithmetic made a 100 MP RGBA photo need
+    over 5 GB to open.
+    """
+    height, width, channels = ints.shape
+    pixels = np.empty((height, width, 3), dtype=np.float32)
+    rows = max(1, (8 << 20) // (width * channels * 4))  # about 8 MB of floats per strip
+    see_through = False
+    for top in range(0, height, rows):
+        strip = ints[top:top + rows].astype(np.float32)
+        strip /= np.float32(maxval)
+        if channels in (2, 4):
+            alpha = strip[..., -1:]
+            see_through = see_through or float(alpha.min()) < 1.0
+            strip = strip[..., :-1] * alpha + np.float32(GREY_FOR_TRANSPARENCY) * (np.float32(1) - alpha)
+            np.clip(strip, 0.0, 1.0, out=strip)
+        pixels[top:top + rows] = strip  # a grey strip (C = 1) broadcasts to three channels
+    if see_through:
+        notes.append("transparency composited on grey")
+    return pixels
 
 
 # ---------------------------------------------------------------------------------- writing
