@@ -347,6 +347,27 @@ def test_a_bad_file_gets_one_sentence_and_the_photo_stays(qtbot, tiny_model, pho
     window.close()
 
 
+def test_dropping_a_file_on_the_window_opens_it(qtbot, tiny_model, photo_file):
+    from PySide6.QtCore import QMimeData, QUrl
+    from PySide6.QtGui import QDragEnterEvent, QDropEvent
+
+    from zoomviewer.window import MainWindow
+
+    window = MainWindow(tiny_model, "cpu")
+    qtbot.addWidget(window)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(photo_file))])
+    enter = QDragEnterEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, enter)
+    assert enter.isAccepted()
+    QApplication.sendEvent(window, QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime,
+                                              Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier))
+    assert window.photo is not None and window.photo.path == photo_file
+    assert window.viewport.image_size == (64, 48)
+    window.close()
+
+
 def test_settings_never_touch_the_users_folder(_settings_in_temp_dir):
     from zoomviewer.window import app_settings
 

@@ -290,7 +290,7 @@ class ZoomCanvas(QWidget):
         arm = 7 * d
         p.drawLine(QPointF(qx - arm, qy), QPointF(qx + arm, qy))
         p.drawLine(QPointF(qx, qy - arm), QPointF(qx, qy + arm))
-        caption = f"({px:.1f}, {py:.1f}) = " + " + ".join(
+        caption = f"colour at ({px:.2f}, {py:.2f}) = " + " + ".join(
             f"{w:.2f}·code[{r},{c}]" for (r, c), w in codes.items())
         box = QRectF(6 * d, h - metrics.height() - 12 * d, metrics.horizontalAdvance(caption) + 12 * d,
                      metrics.height() + 6 * d)

@@ -70,7 +70,7 @@ def code_weights(members: list[Member]) -> dict[tuple[int, int], float]:
     return out
 
 
-def grid_lines(view: View, img_w: int, img_h: int, min_spacing: float = 6.0) -> tuple[np.ndarray, np.ndarray]:
+def grid_lines(view: View, img_w: int, img_h: int, min_spacing: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
     """Screen x of the visible vertical and screen y of the horizontal latent cell
     boundaries (one cell per source pixel), or two empty arrays when cells would be
     closer than `min_spacing` device pixels (the grid would be a grey haze)."""

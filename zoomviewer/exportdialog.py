@@ -161,6 +161,7 @@ class ExportSession(QObject):
         self.dialog.setAutoClose(False)
         self.dialog.setAutoReset(False)
         self.dialog.canceled.connect(worker.cancel_export)
+        self.dialog.rejected.connect(worker.cancel_export)   # Escape
         worker.export_progress.connect(self._progress)
         worker.export_finished.connect(self._finished)
         worker.export_failed.connect(self._failed)
