@@ -12,28 +12,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .encoders import make_encoder
-from .liif import query_decoder, unfold_weight
+from .liif import ContinuousImage, unfold_weight
 
 
-class FastLIIF(nn.Module):
+class FastLIIF(ContinuousImage):
     kind = "fast"
 
     def __init__(self, encoder: str = "edsr-baseline", encoder_args: dict | None = None,
                  latent_hidden: int = 208, code_dim: int = 16, width: int = 16, depth: int = 6,
                  local_ensemble: bool = True, feat_unfold: bool = True, cell_decode: bool = True,
                  residual: bool = False) -> None:
-        super().__init__()
-        self.encoder = make_encoder(encoder, encoder_args)
-        self.local_ensemble = local_ensemble
-        self.feat_unfold = feat_unfold
-        self.cell_decode = cell_decode
-        self.residual = residual
+        super().__init__(encoder, encoder_args, local_ensemble, feat_unfold, cell_decode, residual)
         self.code_dim = code_dim
         self.width = width
         self.depth = depth
-        c = self.encoder.out_dim
-        self.feat_dim = c * 9 if feat_unfold else c
         n_out = code_dim + depth * width * 2
         self.latent_in = nn.Linear(self.feat_dim + 2, latent_hidden)
         self.latent_out = nn.Linear(latent_hidden, n_out)
@@ -93,7 +85,3 @@ class FastLIIF(nn.Module):
                 h = self.render_hidden[i - 1](h)
             h = torch.relu(h * (1 + mods[:, i, 0]) + mods[:, i, 1])
         return self.render_out(h)
-
-    def query(self, inp: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor,
-              feat: torch.Tensor | None = None) -> torch.Tensor:
-        return query_decoder(self, inp, coord, cell, feat)

@@ -81,14 +81,11 @@ def bilinear_base(inp: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.
     return out[:, :, 0, :].permute(0, 2, 1)
 
 
-class LIIF(nn.Module):
-    """Encoder + MLP decoder. Attribute names match the published checkpoints."""
+class ContinuousImage(nn.Module):
+    """What every decoder shares: the encoder, the paper's switches, the query path."""
 
-    kind = "liif"
-
-    def __init__(self, encoder: str = "edsr-baseline", encoder_args: dict | None = None,
-                 hidden: list[int] | None = None, local_ensemble: bool = True,
-                 feat_unfold: bool = True, cell_decode: bool = True, residual: bool = False) -> None:
+    def __init__(self, encoder: str, encoder_args: dict | None, local_ensemble: bool, feat_unfold: bool,
+                 cell_decode: bool, residual: bool) -> None:
         super().__init__()
         self.encoder = make_encoder(encoder, encoder_args)
         self.local_ensemble = local_ensemble
@@ -96,8 +93,25 @@ class LIIF(nn.Module):
         self.cell_decode = cell_decode
         self.residual = residual
         c = self.encoder.out_dim
-        self.code_dim = c * 9 if feat_unfold else c
-        in_dim = self.code_dim + 2 + (2 if cell_decode else 0)
+        self.feat_dim = c * 9 if feat_unfold else c
+
+    def query(self, inp: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor,
+              feat: torch.Tensor | None = None) -> torch.Tensor:
+        """Predict normalised colours. inp (B,3,H,W) normalised; coord, cell (B,Q,2)
+        normalised (y, x). One cell per batch item (as in training and in renders)."""
+        return query_decoder(self, inp, coord, cell, feat)
+
+
+class LIIF(ContinuousImage):
+    """Encoder + MLP decoder. Attribute names match the published checkpoints."""
+
+    kind = "liif"
+
+    def __init__(self, encoder: str = "edsr-baseline", encoder_args: dict | None = None,
+                 hidden: list[int] | None = None, local_ensemble: bool = True,
+                 feat_unfold: bool = True, cell_decode: bool = True, residual: bool = False) -> None:
+        super().__init__(encoder, encoder_args, local_ensemble, feat_unfold, cell_decode, residual)
+        in_dim = self.feat_dim + 2 + (2 if cell_decode else 0)
         self.imnet = MLP(in_dim, 3, hidden or [256, 256, 256, 256])
 
     @property
@@ -109,11 +123,11 @@ class LIIF(nn.Module):
         the first layer's feature, cell and bias terms for every code."""
         first = self.imnet.layers[0]
         w = first.weight
-        kernel = unfold_weight(w[:, :self.code_dim], feat.shape[1], self.feat_unfold)
+        kernel = unfold_weight(w[:, :self.feat_dim], feat.shape[1], self.feat_unfold)
         table = F.conv2d(feat, kernel.to(feat.dtype), padding=kernel.shape[-1] // 2)
         const = first.bias.expand(feat.shape[0], -1)
         if self.cell_decode:
-            const = const + rel_cell.to(w.dtype) @ w[:, self.code_dim + 2:].t()
+            const = const + rel_cell.to(w.dtype) @ w[:, self.feat_dim + 2:].t()
         table = table + const.to(table.dtype)[:, :, None, None]
         return table.permute(0, 2, 3, 1)
 
@@ -121,7 +135,7 @@ class LIIF(nn.Module):
         """codes (..., 256) from code_table; rel_y, rel_x (..., 1); all broadcast
         together -> raw prediction (..., 3). Broadcasting lets a renderer pass one code row
         for a whole run of output rows instead of a gathered copy per query."""
-        w_rel = self.imnet.layers[0].weight[:, self.code_dim:self.code_dim + 2]
+        w_rel = self.imnet.layers[0].weight[:, self.feat_dim:self.feat_dim + 2]
         h = ((codes + rel_x * w_rel[:, 1]) + rel_y * w_rel[:, 0]).relu_()
         return self.imnet.layers[2:](h)
 
@@ -129,13 +143,6 @@ class LIIF(nn.Module):
         """The paper's formulation, no precomputation: MLP on [unfolded feature, rel, cell]."""
         parts = [q_feat, rel] + ([rel_cell] if self.cell_decode else [])
         return self.imnet(torch.cat(parts, -1))
-
-    def query(self, inp: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor,
-              feat: torch.Tensor | None = None) -> torch.Tensor:
-        """Predict normalised colours. inp (B,3,H,W) normalised; coord, cell (B,Q,2)
-        normalised (y, x). One cell per batch item (as in training and in renders)."""
-        return query_decoder(self, inp, coord, cell, feat)
-
 
 def query_decoder(model: nn.Module, inp: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor,
                   feat: torch.Tensor | None = None) -> torch.Tensor:
