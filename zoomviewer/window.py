@@ -176,8 +176,9 @@ class MainWindow(QMainWindow):
             display_rgb = images.to_srgb(photo)
             meta, where = photo.metadata, photo.path
 
-            def display(rgb):  # rendered pixels are in the photo's colour space too
+            def to_screen(rgb):  # rendered pixels are in the photo's colour space too
                 return images.to_srgb(images.Photo(rgb, meta, where))
+            display = to_screen
         self.viewport.set_image(photo.pixels, display_rgb, display)
         h, w = photo.pixels.shape[:2]
         self.setWindowTitle(f"zoomviewer — {Path(photo.path).name} ({w}×{h})")
