@@ -240,7 +240,7 @@ def test_only_the_newest_view_is_rendered_and_shown(make_viewer, tiny_model, sma
 
     instrument(tiny_model, hold_first_decode)
     viewport, canvas = make_viewer(tiny_model, small_image, zoom=3.0)
-    assert entered.wait(timeout=20)                         # the first view is being decoded
+    qtbot.waitUntil(entered.is_set, timeout=TIMEOUT_MS)     # the first view is being decoded
     finished = []
     viewport.worker.request_finished.connect(lambda request_id, _: finished.append(request_id))
     for factor in (1.3, 1.3, 1.3):                          # three more views, quickly
