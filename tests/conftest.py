@@ -1,5 +1,8 @@
 """Shared fixtures: a tiny real model, small test images, and settings kept out of the
-user's home. Qt runs offscreen (no display on CI)."""
+user's home; and the viewer tests' shared checks and input helpers (what the screen shows
+against the decoder's own rendering; wheel and mouse events), imported by those tests as
+`from conftest import ...`. Qt runs offscreen (no display on CI); Qt is imported only when
+a viewer helper is used, so the engine tests run without it."""
 
 from __future__ import annotations
 
@@ -50,3 +53,59 @@ def small_image() -> np.ndarray:
     yy, xx = np.mgrid[0:48, 0:64]
     base = np.stack([xx / 64, yy / 48, 0.5 + 0.5 * np.sin(xx / 5.0 + yy / 7.0)], -1)
     return np.clip(0.75 * base + 0.25 * rng.random((48, 64, 3)), 0, 1).astype(np.float32)
+
+
+# ------------------------------------------------------------------ viewer test helpers
+
+def shown(viewport, kind="model") -> np.ndarray:
+    """The frame a Viewport has for `kind`, as uint8 pixels; it must be for the current view."""
+    from zoomviewer.worker import rgb8_from_qimage
+
+    frame = viewport.frames[kind]
+    assert frame.matches(viewport.view), "the frame on screen is not for the current view"
+    return rgb8_from_qimage(frame.image)
+
+
+def expected(render, viewport):
+    """What exactly the visible region should look like, rendered in one piece here:
+    `render(region, out_size)` -> float RGB. Returns (screen rect, uint8 pixels)."""
+    from zoomviewer.geometry import render_target
+    from zoomviewer.worker import to_rgb8
+
+    w, h = viewport.image_size
+    target = render_target(viewport.view, w, h)
+    return target.screen_rect, to_rgb8(render(target.region, target.out_size))
+
+
+def assert_frame_is(viewport, kind, render):
+    """The frame shown for `kind` is `render` of exactly the visible pixels."""
+    (x0, y0, x1, y1), want = expected(render, viewport)
+    got = shown(viewport, kind)[y0:y1, x0:x1]
+    assert np.abs(got.astype(int) - want).max() <= 1   # tiles vs one piece: summation order only
+
+
+def wheel(widget, pos, angle_y: int = 0, pixel_y: int = 0) -> None:
+    """A wheel event at `pos` (QPointF): angle_y in eighths of a degree (120 = one notch),
+    pixel_y for a trackpad's smooth scrolling."""
+    from PySide6.QtCore import QPoint, Qt
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    event = QWheelEvent(pos, widget.mapToGlobal(pos), QPoint(0, pixel_y), QPoint(0, angle_y),
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(widget, event)
+
+
+def mouse(widget, kind, pos, buttons=None) -> None:
+    """A left-button mouse event: kind is "press", "move", "release" or "double"."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QMouseEvent
+    from PySide6.QtWidgets import QApplication
+
+    buttons = Qt.MouseButton.LeftButton if buttons is None else buttons
+    types = {"press": QMouseEvent.Type.MouseButtonPress, "move": QMouseEvent.Type.MouseMove,
+             "release": QMouseEvent.Type.MouseButtonRelease, "double": QMouseEvent.Type.MouseButtonDblClick}
+    button = Qt.MouseButton.NoButton if kind == "move" else Qt.MouseButton.LeftButton
+    held = Qt.MouseButton.NoButton if kind == "release" else buttons
+    QApplication.sendEvent(widget, QMouseEvent(types[kind], pos, widget.mapToGlobal(pos), button, held,
+                                               Qt.KeyboardModifier.NoModifier))

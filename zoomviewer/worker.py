@@ -108,8 +108,10 @@ def area_region(img: np.ndarray, region, out_size: tuple[int, int]) -> np.ndarra
     cols, rows = cols.astype(np.float32), rows.astype(np.float32)
     out = np.zeros((out_h, out_w, img.shape[2]), dtype=np.float32)
     band = 256  # source rows per step: keeps the intermediate small for huge photos
-    for s in range(0, rows.shape[1], band):
-        strip = img[r0 + s:r0 + s + band, c0:c0 + cols.shape[1]]
+    span = rows.shape[1]
+    for s in range(0, span, band):
+        # the strip ends where the region's rows end, not where the photo does
+        strip = img[r0 + s:r0 + min(s + band, span), c0:c0 + cols.shape[1]]
         narrowed = np.matmul(cols, strip)  # (rows in strip, out_w, 3)
         out += np.tensordot(rows[:, s:s + strip.shape[0]], narrowed, axes=(1, 0))
     return out
