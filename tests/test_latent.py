@@ -1,4 +1,5 @@
-"""The latent is encoded lazily in tiles and equals the whole-image encoding."""
+"""The latent is encoded lazily in tiles and equals the whole-image encoding, and so does
+the decoder's first-layer term it caches per tile."""
 
 from __future__ import annotations
 
@@ -28,6 +29,10 @@ def test_tiled_encoding_equals_whole_image(encoder):
     assert latent.tiles_encoded == 5 * 4
     assert torch.abs(tiled - whole).max() <= 1e-4
     assert whole.abs().max() > 0.1
+    with torch.no_grad():
+        pre_whole = model.code_features(whole[None])[0].permute(1, 2, 0)
+    pre_tiled = latent.code_features(0, 70, 0, 53)
+    assert torch.abs(pre_tiled - pre_whole).max() <= 1e-4 * pre_whole.abs().max()
 
 
 def test_receptive_radius_of_the_published_encoders():
@@ -55,7 +60,7 @@ def test_small_region_encodes_only_the_tiles_it_needs():
 def test_memory_budget_evicts_least_recently_used_tiles():
     model = new_model({"kind": "fast", "encoder": "edsr-baseline", "encoder_args": {"n_resblocks": 1, "n_feats": 8}})
     img = np.random.default_rng(0).random((400, 400, 3), dtype=np.float32)
-    per_tile_mb = 8 * 100 * 100 * 4 / 2**20
+    per_tile_mb = (8 + 208) * 100 * 100 * 4 / 2**20  # latent codes + the decoder's first-layer term
     latent = Latent(model, img, "cpu", tile=100, budget_mb=3.5 * per_tile_mb)
     latent.encode_all()
     assert latent.tiles_encoded == 16 and latent.tiles_cached == 3

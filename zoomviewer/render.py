@@ -38,12 +38,14 @@ class Latent:
     """The feature map of one photo, encoded on demand, tile by tile.
 
     `image` is float32 HxWx3 in [0, 1]; it is referenced, not copied (the caller keeps it
-    unchanged). Tiles live on `device`; least recently used ones are dropped beyond
+    unchanged). Each tile keeps the latent codes and the decoder's zoom-independent
+    first-layer term (`code_features`), so a new zoom or pan over cached tiles costs only
+    the decoder. Tiles live on `device`; least recently used ones are dropped beyond
     `budget_mb`.
     """
 
     def __init__(self, model: torch.nn.Module, image: np.ndarray, device: torch.device | str | None = None,
-                 tile: int = 256, budget_mb: float = 1024) -> None:
+                 tile: int = 256, budget_mb: float = 1536) -> None:
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError("the image must be an HxWx3 array")
         self.device = pick_device(None) if device is None else torch.device(device)
@@ -51,10 +53,11 @@ class Latent:
         self.image = image
         self.height, self.width = image.shape[:2]
         self.tile = int(tile)
-        self.halo = int(model.encoder.receptive_radius)
+        # one more than the receptive radius: the first layer's 3x3 reads one code further
+        self.halo = int(model.encoder.receptive_radius) + 1
         self.channels = int(model.encoder.out_dim)
         self.budget_bytes = int(budget_mb * 2**20)
-        self._tiles: OrderedDict[tuple[int, int], torch.Tensor] = OrderedDict()
+        self._tiles: OrderedDict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         self.tiles_encoded = 0  # how many tile encodings ran (re-encodes after eviction count again)
 
     @property
@@ -67,43 +70,58 @@ class Latent:
         t = torch.from_numpy(crop).to(self.device, torch.float32).permute(2, 0, 1)
         return (t - 0.5) / 0.5
 
-    def _encode_tile(self, ty: int, tx: int) -> torch.Tensor:
+    @torch.no_grad()
+    def _encode_tile(self, ty: int, tx: int) -> tuple[torch.Tensor, torch.Tensor]:
         t, r = self.tile, self.halo
         y0, x0 = ty * t, tx * t
         y1, x1 = min(y0 + t, self.height), min(x0 + t, self.width)
         cy0, cx0 = max(y0 - r, 0), max(x0 - r, 0)
         cy1, cx1 = min(y1 + r, self.height), min(x1 + r, self.width)
-        with torch.no_grad():
-            feat = self.model.encoder(self.source(cy0, cy1, cx0, cx1)[None])[0]
+        feat = self.model.encoder(self.source(cy0, cy1, cx0, cx1)[None])
+        pre = self.model.code_features(feat)[0]
         self.tiles_encoded += 1
-        return feat[:, y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0].contiguous()
+        inner = (slice(None), slice(y0 - cy0, y1 - cy0), slice(x0 - cx0, x1 - cx0))
+        return feat[0][inner].contiguous(), pre[inner].permute(1, 2, 0).contiguous()
 
-    def _tile(self, ty: int, tx: int) -> torch.Tensor:
+    def _tile(self, ty: int, tx: int) -> tuple[torch.Tensor, torch.Tensor]:
         key = (ty, tx)
         if key in self._tiles:
             self._tiles.move_to_end(key)
             return self._tiles[key]
-        feat = self._encode_tile(ty, tx)
-        self._tiles[key] = feat
-        per_tile = self.channels * self.tile * self.tile * feat.element_size()
+        entry = self._encode_tile(ty, tx)
+        self._tiles[key] = entry
+        feat, pre = entry
+        per_tile = (feat.shape[0] * feat.element_size() + pre.shape[2] * pre.element_size()) * self.tile ** 2
         while len(self._tiles) > 1 and len(self._tiles) * per_tile > self.budget_bytes:
             self._tiles.popitem(last=False)
-        return feat
+        return entry
 
-    def features(self, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
-        """Latent codes (C, y1-y0, x1-x0) for an in-bounds block, encoding missing tiles."""
+    def _assemble(self, y0: int, y1: int, x0: int, x1: int, which: int) -> torch.Tensor:
         if not (0 <= y0 < y1 <= self.height and 0 <= x0 < x1 <= self.width):
             raise ValueError(f"block {(y0, y1, x0, x1)} outside the {self.height}x{self.width} latent")
         t = self.tile
-        out = torch.empty(self.channels, y1 - y0, x1 - x0, device=self.device)
+        out = None
         for ty in range(y0 // t, (y1 - 1) // t + 1):
             for tx in range(x0 // t, (x1 - 1) // t + 1):
-                feat = self._tile(ty, tx)
-                ay0, ay1 = max(y0, ty * t), min(y1, ty * t + feat.shape[1])
-                ax0, ax1 = max(x0, tx * t), min(x1, tx * t + feat.shape[2])
-                out[:, ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0] = feat[:, ay0 - ty * t:ay1 - ty * t,
-                                                                    ax0 - tx * t:ax1 - tx * t]
+                part = self._tile(ty, tx)[which]
+                if which == 0:
+                    part = part.permute(1, 2, 0)  # features are stored (C, h, w)
+                if out is None:
+                    out = torch.empty(y1 - y0, x1 - x0, part.shape[2], device=self.device)
+                ay0, ay1 = max(y0, ty * t), min(y1, ty * t + part.shape[0])
+                ax0, ax1 = max(x0, tx * t), min(x1, tx * t + part.shape[1])
+                out[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0] = part[ay0 - ty * t:ay1 - ty * t,
+                                                               ax0 - tx * t:ax1 - tx * t]
         return out
+
+    def features(self, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
+        """Latent codes (C, y1-y0, x1-x0) for an in-bounds block, encoding missing tiles."""
+        return self._assemble(y0, y1, x0, x1, 0).permute(2, 0, 1)
+
+    def code_features(self, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
+        """The decoder's first-layer feature term (y1-y0, x1-x0, D) for an in-bounds block;
+        equal to model.code_features of the whole latent, cropped."""
+        return self._assemble(y0, y1, x0, x1, 1)
 
     def encode_all(self) -> torch.Tensor:
         return self.features(0, self.height, 0, self.width)
@@ -151,8 +169,8 @@ def render_region(latent: Latent, region: Region, out_size: tuple[int, int], *, 
                   cell_clip: bool = False, table_budget: int = 24_000_000) -> np.ndarray:
     """Decode the W x H display pixels of `region` -> float32 HxWx3 in [0, 1].
 
-    Output rows are processed in bands; each band crops the latent to the code rows its
-    queries touch (plus the 3x3 neighbourhood) and builds the per-code table once. Within
+    Output rows are processed in bands; each band crops the latent's cached first-layer
+    term to the code rows its queries touch and builds the per-code table once. Within
     a band, each ensemble member's output rows fall into runs that share one code row;
     a run is decoded with that code row broadcast over it (no per-query gather), `chunk`
     queries at a time so the working set stays in cache.
@@ -167,9 +185,8 @@ def render_region(latent: Latent, region: Region, out_size: tuple[int, int], *, 
     cy, cx = _rel_cell(region, (out_w, out_h), cell_clip)
     rel_cell = torch.tensor([[cy, cx]], device=dev)
 
-    col_lo = int(min(int(i.min()) for i, _ in xs))
-    col_hi = int(max(int(i.max()) for i, _ in xs))
-    fx0, fx1 = max(col_lo - 1, 0), min(col_hi + 2, W)
+    fx0 = int(min(int(i.min()) for i, _ in xs))
+    fx1 = int(max(int(i.max()) for i, _ in xs)) + 1
     rows_np = [i.cpu().numpy() for i, _ in ys]
     row_lo = np.minimum.reduce(rows_np)
     row_hi = np.maximum.reduce(rows_np)
@@ -183,9 +200,9 @@ def render_region(latent: Latent, region: Region, out_size: tuple[int, int], *, 
     while i0 < out_h:
         lo = int(row_lo[i0])
         i1 = max(int(np.searchsorted(row_hi, lo + band_rows - 1, side="right")), i0 + 1)
-        fy0, fy1 = max(lo - 1, 0), min(int(row_hi[i1 - 1]) + 2, H)
+        fy0, fy1 = lo, int(row_hi[i1 - 1]) + 1
         with _reduced_precision(dev):
-            table = model.code_table(latent.features(fy0, fy1, fx0, fx1)[None], rel_cell)[0]
+            table = model.table_from_features(latent.code_features(fy0, fy1, fx0, fx1)[None], rel_cell)[0]
 
         def step(done: float, i0=i0, i1=i1) -> None:
             if cancel is not None and cancel():

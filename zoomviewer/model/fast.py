@@ -9,10 +9,9 @@ to the code and the cell, so per query only rel_coord remains to be added.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .liif import ContinuousImage, unfold_weight
+from .liif import ContinuousImage
 
 
 class FastLIIF(ContinuousImage):
@@ -37,17 +36,18 @@ class FastLIIF(ContinuousImage):
     def table_dim(self) -> int:
         return self.width + self.depth * self.width * 2
 
-    def code_table(self, feat: torch.Tensor, rel_cell: torch.Tensor) -> torch.Tensor:
-        """feat (B,C,h,w), rel_cell (B,2) -> (B,h,w,16 + 192) per code: the render MLP's
-        first-layer pre-activation without the rel_coord term, then for each hidden layer
-        the modulation folded with that layer's bias: h -> (W h) * scale + shift, where
-        scale = 1 + m_scale and shift = b * (1 + m_scale) + m_shift (exact algebra)."""
+    def code_features(self, feat: torch.Tensor) -> torch.Tensor:
+        """The latent MLP's feature term (B,208,h,w); zoom-independent, cached per tile."""
+        return self._first_conv(feat, self.latent_in.weight)
+
+    def table_from_features(self, pre: torch.Tensor, rel_cell: torch.Tensor) -> torch.Tensor:
+        """pre (B,h,w,208) from code_features, rel_cell (B,2) -> (B,h,w,16 + 192) per code:
+        the render MLP's first-layer pre-activation without the rel_coord term, then for
+        each hidden layer the modulation folded with that layer's bias: h -> (W h) * scale
+        + shift, where scale = 1 + m_scale and shift = b * (1 + m_scale) + m_shift."""
         w = self.latent_in.weight
-        kernel = unfold_weight(w[:, :self.feat_dim], feat.shape[1], self.feat_unfold)
-        hid = F.conv2d(feat, kernel.to(feat.dtype), padding=kernel.shape[-1] // 2)
         const = self.latent_in.bias + rel_cell.to(w.dtype) @ w[:, self.feat_dim:].t()
-        hid = torch.relu(hid + const.to(hid.dtype)[:, :, None, None]).permute(0, 2, 3, 1)
-        out = self.latent_out(hid)
+        out = self.latent_out(torch.relu(pre + const.to(pre.dtype)[:, None, None, :]))
         code = out[..., :self.code_dim]
         mods = out[..., self.code_dim:].unflatten(-1, (self.depth, 2, self.width))
         scale = 1 + mods[..., 0, :]

@@ -95,6 +95,16 @@ class ContinuousImage(nn.Module):
         c = self.encoder.out_dim
         self.feat_dim = c * 9 if feat_unfold else c
 
+    def code_table(self, feat: torch.Tensor, rel_cell: torch.Tensor) -> torch.Tensor:
+        """feat (B,C,h,w), zero padded at its own border; rel_cell (B,2) -> (B,h,w,D): all
+        the per-code work of a decoder, so that a query only adds its rel_coord."""
+        return self.table_from_features(self.code_features(feat).permute(0, 2, 3, 1), rel_cell)
+
+    def _first_conv(self, feat: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """A Linear over 3x3 unfolded features, as the convolution it equals."""
+        kernel = unfold_weight(weight[:, :self.feat_dim], feat.shape[1], self.feat_unfold)
+        return F.conv2d(feat, kernel.to(feat.dtype), padding=kernel.shape[-1] // 2)
+
     def query(self, inp: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor,
               feat: torch.Tensor | None = None) -> torch.Tensor:
         """Predict normalised colours. inp (B,3,H,W) normalised; coord, cell (B,Q,2)
@@ -118,18 +128,18 @@ class LIIF(ContinuousImage):
     def table_dim(self) -> int:
         return self.imnet.layers[0].out_features
 
-    def code_table(self, feat: torch.Tensor, rel_cell: torch.Tensor) -> torch.Tensor:
-        """feat (B,C,h,w), zero padded at its own border; rel_cell (B,2) -> (B,h,w,256):
-        the first layer's feature, cell and bias terms for every code."""
+    def code_features(self, feat: torch.Tensor) -> torch.Tensor:
+        """The first layer's feature term W_f * unfold(feat), (B,256,h,w). It does not depend
+        on the zoom, so a latent can keep it per tile."""
+        return self._first_conv(feat, self.imnet.layers[0].weight)
+
+    def table_from_features(self, pre: torch.Tensor, rel_cell: torch.Tensor) -> torch.Tensor:
+        """pre (B,h,w,256) from code_features -> table (B,h,w,256): plus cell term and bias."""
         first = self.imnet.layers[0]
-        w = first.weight
-        kernel = unfold_weight(w[:, :self.feat_dim], feat.shape[1], self.feat_unfold)
-        table = F.conv2d(feat, kernel.to(feat.dtype), padding=kernel.shape[-1] // 2)
-        const = first.bias.expand(feat.shape[0], -1)
+        const = first.bias.expand(pre.shape[0], -1)
         if self.cell_decode:
-            const = const + rel_cell.to(w.dtype) @ w[:, self.feat_dim + 2:].t()
-        table = table + const.to(table.dtype)[:, :, None, None]
-        return table.permute(0, 2, 3, 1)
+            const = const + rel_cell.to(first.weight.dtype) @ first.weight[:, self.feat_dim + 2:].t()
+        return pre + const.to(pre.dtype)[:, None, None, :]
 
     def decode(self, codes: torch.Tensor, rel_y: torch.Tensor, rel_x: torch.Tensor) -> torch.Tensor:
         """codes (..., 256) from code_table; rel_y, rel_x (..., 1); all broadcast
