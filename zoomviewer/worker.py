@@ -165,7 +165,7 @@ class RenderWorker(QThread):
     export_cancelled = Signal()
 
     def __init__(self, model_or_weights=None, device: str | None = None, *, tile: int = 256,
-                 cache_mb: float = 256, latent_budget_mb: float = 1024, cell_clip: bool = False,
+                 cache_mb: float = 256, latent_budget_mb: float = 1536, cell_clip: bool = False,
                  threads: int | None = None, parent=None) -> None:
         """`model_or_weights`: a model (nn.Module), a weights file path (loaded on this
         thread), or None for no model (the "model" kind then renders bicubic). `threads`:
