@@ -7,6 +7,8 @@ never runs the decoder, compare panes stay in sync, and the window's scripted mo
 from __future__ import annotations
 
 import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +21,7 @@ from zoomviewer.compare import SIDE, SWIPE, CompareArea
 from zoomviewer.explain import grid_lines
 from zoomviewer.render import Latent, render_region
 from zoomviewer.resample import bicubic_region
-from zoomviewer.viewport import Viewport
+from zoomviewer.viewport import Viewport, source_pyramid
 from zoomviewer.worker import BICUBIC, MODEL, RenderWorker, area_region, rgb8_from_qimage, to_rgb8
 
 from conftest import assert_frame_is, mouse, shown, wheel
@@ -298,21 +300,124 @@ def photo_file(tmp_path, small_image):
     return path
 
 
-def test_a_bad_file_gets_one_sentence_and_the_photo_stays(qtbot, tiny_model, photo_file, tmp_path):
+def open_and_wait(qtbot, window, path) -> bool:
+    """Open through the window (decoded on its loader thread); True when it is now shown."""
+    with qtbot.waitSignal(window.open_finished, timeout=TIMEOUT_MS) as outcome:
+        window.open_path(path)
+    assert outcome.args[0] == path
+    return outcome.args[1]
+
+
+def slow_opening(monkeypatch, name: str, seconds: float = 1.0) -> dict:
+    """Opening the file called `name` takes `seconds` longer (a big photo's decode), then
+    the real images.load reads it. Returns what the slow load saw: whether it is under
+    way now, and the thread it ran on."""
+    import zoomviewer.window as window_module
+
+    load = window_module.images.load
+    state = {"loading": False, "thread": None}
+
+    def slow_load(path, *args, **kwargs):
+        if Path(path).name == name:
+            state["thread"] = threading.current_thread()
+            state["loading"] = True
+            time.sleep(seconds)
+            state["loading"] = False
+        return load(path, *args, **kwargs)
+
+    monkeypatch.setattr(window_module.images, "load", slow_load)
+    return state
+
+
+def save_photo(path, w, h, seed=0):
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_opening_a_big_photo_never_freezes_the_window(qtbot, tiny_model, photo_file, tmp_path, monkeypatch):
     from zoomviewer.window import MainWindow
 
     window = MainWindow(tiny_model, "cpu")
     qtbot.addWidget(window)
-    errors = []
-    window.show_error = errors.append
-    assert window.open_path(photo_file)
+    window.resize(320, 240)
+    window.show()
+    assert open_and_wait(qtbot, window, photo_file)
+    big = save_photo(tmp_path / "big.png", 80, 60)
+    state = slow_opening(monkeypatch, "big.png")
+    ticks = []                                              # one per GUI timer tick: decoding then?
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(state["loading"]))
+    timer.start(10)
+    with qtbot.waitSignal(window.open_finished, timeout=TIMEOUT_MS) as outcome:
+        window.open_path(big)
+        assert window.statusBar().currentMessage() == "opening big.png…"
+        qtbot.waitUntil(lambda: state["loading"], timeout=TIMEOUT_MS)
+        # meanwhile the photo on show stays usable
+        zoom = window.viewport.view.zoom
+        wheel(window.compare.left, QPointF(100, 80), angle_y=2 * 120)
+        assert window.viewport.view.zoom > zoom and window.photo.path == photo_file
+    timer.stop()
+    assert outcome.args == [big, True]
+    assert window.photo.path == big and window.viewport.image_size == (80, 60)
+    assert window.statusBar().currentMessage() == ""
+    assert state["thread"] is not threading.main_thread()
+    assert ticks.count(True) >= 5                           # the event loop ran all through the decode
+    window.close()
+
+
+def test_a_bad_file_gets_one_sentence_and_the_photo_stays(qtbot, tiny_model, photo_file, tmp_path, monkeypatch):
+    import zoomviewer.window as window_module
+    from zoomviewer.window import MainWindow
+
+    boxes = []
+    monkeypatch.setattr(window_module.QMessageBox, "warning", lambda parent, title, text: boxes.append(text))
+    window = MainWindow(tiny_model, "cpu")
+    qtbot.addWidget(window)
+    window.resize(320, 240)
+    window.show()
+    assert open_and_wait(qtbot, window, photo_file)
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"not a jpeg at all")
-    assert not window.open_path(bad)
-    assert len(errors) == 1 and "broken.jpg" in errors[0] and "\n" not in errors[0]
+    slow_opening(monkeypatch, "broken.jpg", seconds=0.2)    # the failure arrives while the window runs
+    assert not open_and_wait(qtbot, window, bad)
+    assert len(boxes) == 1 and "broken.jpg" in boxes[0] and "\n" not in boxes[0]
     assert window.photo.path == photo_file and window.viewport.pixels is window.photo.pixels
-    # the good photo went to the recent files, kept in the test's settings folder
+    zoom = window.viewport.view.zoom                        # still on show and usable
+    qtbot.keyClick(window.compare.left, Qt.Key.Key_Plus)
+    assert window.viewport.view.zoom > zoom
+    # the good photo went to the recent files, kept in the test's settings folder ...
     assert window.recent_files()[0] == str(photo_file.resolve())
+    # ... and a recent file that has gone is said so and leaves the list
+    gone = save_photo(tmp_path / "gone.png", 40, 30)
+    assert open_and_wait(qtbot, window, gone)
+    gone.unlink()
+    with qtbot.waitSignal(window.open_finished, timeout=TIMEOUT_MS) as outcome:
+        window.recent_menu.actions()[0].trigger()
+    assert outcome.args[1] is False and len(boxes) == 2 and "gone.png" in boxes[1]
+    assert window.recent_files()[0] == str(photo_file.resolve()) and str(gone.resolve()) not in window.recent_files()
+    assert window.photo.path == gone                        # what was on show stays
+    window.close()
+
+
+def test_of_two_quick_opens_the_second_wins(qtbot, tiny_model, photo_file, tmp_path, monkeypatch):
+    from zoomviewer.window import MainWindow
+
+    window = MainWindow(tiny_model, "cpu")
+    qtbot.addWidget(window)
+    first = save_photo(tmp_path / "first.png", 80, 60)
+    state = slow_opening(monkeypatch, "first.png", seconds=0.5)
+    outcomes = []
+    window.open_finished.connect(lambda path, ok: outcomes.append((path, ok)))
+    window.open_path(first)
+    qtbot.waitUntil(lambda: state["loading"], timeout=TIMEOUT_MS)   # the first is being decoded
+    images_shown = window.viewport.image_id
+    window.open_path(photo_file)
+    assert window.statusBar().currentMessage() == "opening photo.png…"
+    qtbot.waitUntil(lambda: bool(outcomes), timeout=TIMEOUT_MS)
+    qtbot.wait(50)
+    assert outcomes == [(photo_file, True)]                 # the first never reports, never shows
+    assert window.viewport.image_id == images_shown + 1
+    assert window.photo.path == photo_file and window.viewport.image_size == (64, 48)
     window.close()
 
 
@@ -334,11 +439,23 @@ def test_dropping_a_file_on_the_window_opens_it(qtbot, tiny_model, photo_file):
                                 Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(window, enter)
     assert enter.isAccepted()
-    QApplication.sendEvent(window, QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime,
-                                              Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier))
+    with qtbot.waitSignal(window.open_finished, timeout=TIMEOUT_MS):
+        QApplication.sendEvent(window, QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime,
+                                                  Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier))
     assert window.photo is not None and window.photo.path == photo_file
     assert window.viewport.image_size == (64, 48)
     window.close()
+
+
+def test_the_screen_copy_of_a_photo_is_its_8_bit_pixels_and_their_halvings():
+    rng = np.random.default_rng(5)
+    photo = rng.random((300, 40, 3), dtype=np.float32)     # taller than one conversion strip
+    levels = source_pyramid(photo, stop=100)
+    assert np.array_equal(rgb8_from_qimage(levels[0]), to_rgb8(photo))
+    assert [(level.width(), level.height()) for level in levels] == [(40, 300), (20, 150), (10, 75)]
+    for big, small in zip(levels, levels[1:]):              # each level averages 2x2 of the one above
+        blocks = rgb8_from_qimage(big).astype(float).reshape(small.height(), 2, small.width(), 2, 3).mean((1, 3))
+        assert np.abs(rgb8_from_qimage(small) - blocks).max() <= 0.5
 
 
 def test_settings_never_touch_the_users_folder(_settings_in_temp_dir):

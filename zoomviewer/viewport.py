@@ -19,9 +19,56 @@ from PySide6.QtCore import QObject, QRect, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QImage, QPainter, QRegion, QTransform
 
 from .geometry import View, zoom_limits
-from .worker import BICUBIC, MODEL, RenderRequest, qimage_from_rgb8, to_rgb8
+from .worker import BICUBIC, MODEL, RenderRequest, to_rgb8
 
 GOOD_WARP = 3.0                  # a frame warped by up to x3 beats a 1/4-resolution coarse pass
+PYRAMID_STOP = 2048              # source_pyramid halves until the longer side is at most this
+STRIP_ROWS = 256                 # float -> 8-bit conversion in row strips: small temporaries
+
+
+def source_pyramid(rgb: np.ndarray, stop: int = PYRAMID_STOP) -> list[QImage]:
+    """What the canvases draw before any frame arrives: `rgb` (sRGB HxWx3, float in [0, 1]
+    or uint8) as an 8-bit QImage, then 2x2-averaged halvings while the longer side exceeds
+    `stop` (a fitted view of a big photo needs them at once). Safe on any thread, and done
+    in numpy, strip by strip, because numpy lets go of the GIL while it works: for a 100 MP
+    photo this takes seconds, and the window's loader thread must not hold up its GUI
+    thread meanwhile (QImage.scaled would, for half a second a halving)."""
+    h, w = rgb.shape[:2]
+    image, pixels = rgb8_image(w, h)
+    for y in range(0, h, STRIP_ROWS):
+        strip = rgb[y:y + STRIP_ROWS]
+        pixels[y:y + STRIP_ROWS] = strip if strip.dtype == np.uint8 else to_rgb8(strip)
+    levels = [image]
+    while max(pixels.shape[:2]) > stop and min(pixels.shape[:2]) >= 2:
+        half, half_pixels = rgb8_image(pixels.shape[1] // 2, pixels.shape[0] // 2)
+        for y in range(0, half_pixels.shape[0], STRIP_ROWS):
+            y1 = min(y + STRIP_ROWS, half_pixels.shape[0])
+            block = pixels[2 * y:2 * y1, :2 * half_pixels.shape[1]]
+            total = block[0::2, 0::2].astype(np.uint16)
+            total += block[1::2, 0::2]
+            total += block[0::2, 1::2]
+            total += block[1::2, 1::2]
+            total += 2                      # rounds the average of four to nearest
+            half_pixels[y:y1] = total >> 2
+        levels.append(half)
+        pixels = half_pixels
+    return levels
+
+
+def rgb8_image(w: int, h: int) -> tuple[QImage, np.ndarray]:
+    """A new 8-bit RGB QImage and a writable HxWx3 numpy view of its pixels (valid while
+    the image lives and is not copied)."""
+    image = QImage(w, h, QImage.Format.Format_RGB888)
+    if image.isNull():
+        raise MemoryError(f"no memory for a {w}x{h} screen image")
+    stride = image.bytesPerLine()
+    rows = np.frombuffer(image.bits(), np.uint8, count=stride * h).reshape(h, stride)
+    return image, rows[:, :3 * w].reshape(h, w, 3)
+
+
+def halved(image: QImage) -> QImage:
+    return image.scaled(image.width() // 2, image.height() // 2, Qt.AspectRatioMode.IgnoreAspectRatio,
+                        Qt.TransformationMode.SmoothTransformation)
 
 
 class Frame:
@@ -122,15 +169,18 @@ class Viewport(QObject):
     def image_size(self) -> tuple[int, int] | None:
         return None if self.pixels is None else (self.pixels.shape[1], self.pixels.shape[0])
 
-    def set_image(self, pixels: np.ndarray, display_rgb: np.ndarray | None = None, display=None) -> None:
+    def set_image(self, pixels: np.ndarray, display_rgb: np.ndarray | None = None, display=None,
+                  pyramid: list[QImage] | None = None) -> None:
         """Show a new photo (float32 HxWx3) fitted to the screen. `display_rgb` is its sRGB
         version for the screen (float or uint8; default `pixels`), `display` the function
-        that converts rendered pixels the same way (None when they are sRGB already)."""
-        rgb = pixels if display_rgb is None else display_rgb
-        rgb8 = rgb if rgb.dtype == np.uint8 else to_rgb8(rgb)
+        that converts rendered pixels the same way (None when they are sRGB already).
+        `pyramid`: source_pyramid(display_rgb) made beforehand (off the GUI thread: for a
+        big photo it takes seconds); made here when None."""
+        if pyramid is None:
+            pyramid = source_pyramid(pixels if display_rgb is None else display_rgb)
         self.image_id += 1
         self.pixels = pixels
-        self._pyramid = [qimage_from_rgb8(rgb8)]
+        self._pyramid = list(pyramid)
         self.frames = {}
         self._request = None
         self._request_done = True
@@ -146,9 +196,7 @@ class Viewport(QObject):
             last = self._pyramid[-1]
             if last.width() < 2 or last.height() < 2:
                 break
-            self._pyramid.append(last.scaled(last.width() // 2, last.height() // 2,
-                                             Qt.AspectRatioMode.IgnoreAspectRatio,
-                                             Qt.TransformationMode.SmoothTransformation))
+            self._pyramid.append(halved(last))
         k = min(k, len(self._pyramid) - 1)
         return self._pyramid[k], 2 ** k
 

@@ -1,5 +1,6 @@
 """The main window (menus, shortcuts, compare layouts, Explain, export, recent files, drag
-and drop, status bar) and the two entry points the CLI calls:
+and drop, status bar), the thread that opens photos for it, and the two entry points the
+CLI calls:
 
   main_window(photo_path=None, model_or_weights=None, ...) -> int   the interactive app
   run_view(photo_path, model_or_weights, zoom=None, center=None, compare=None,
@@ -12,9 +13,11 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QEventLoop, QSettings, QTimer
+from PySide6.QtCore import QEventLoop, QSettings, QThread, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMessageBox, QWidget
 
@@ -23,7 +26,7 @@ from .bundled import sample_photo, shipped_weights
 from .compare import MODES, SIDE, SINGLE, SWIPE, CompareArea
 from .exportdialog import ExportDialog, ExportSession
 from .geometry import render_target
-from .viewport import Viewport
+from .viewport import Viewport, source_pyramid
 from .worker import RenderWorker
 
 ORGANISATION = APPLICATION = "zoomviewer"
@@ -40,7 +43,102 @@ def zoom_text(zoom: float) -> str:
     return f"×{zoom:.3g}" if zoom < 100 else f"×{zoom:.0f}"
 
 
+# ------------------------------------------------------------------------ opening photos
+
+@dataclass
+class ScreenPhoto:
+    """A photo made ready for the screen: its sRGB pyramid for the canvases and the
+    function that converts rendered pixels to sRGB (None when they are sRGB already)."""
+    photo: images.Photo
+    pyramid: list
+    display: object = None
+
+
+def for_screen(photo) -> ScreenPhoto:
+    """Colour-convert (ICC) and build the screen pyramid: seconds for a big photo, so the
+    loader thread does it; the GUI thread only swaps the result in."""
+    display_rgb, display = photo.pixels, None
+    if getattr(photo.metadata, "icc_profile", None):
+        display_rgb = images.to_srgb(photo)
+        meta, where = photo.metadata, photo.path
+
+        def to_screen(rgb):  # rendered pixels are in the photo's colour space too
+            return images.to_srgb(images.Photo(rgb, meta, where))
+        display = to_screen
+    return ScreenPhoto(photo, source_pyramid(display_rgb), display)
+
+
+def open_failure(path: Path, error: Exception) -> str:
+    """One sentence for a person about a photo that could not be opened."""
+    if isinstance(error, ValueError):       # images.ImageError says it already
+        return str(error)
+    if isinstance(error, MemoryError):
+        return f"{path.name} is too large to open with the memory available."
+    if isinstance(error, OSError):
+        return f"{path.name} could not be read ({error.strerror or error})."
+    return f"{path.name} could not be opened ({type(error).__name__}: {error})."
+
+
+class PhotoLoader(QThread):
+    """Decodes photos off the GUI thread, so that opening a 100 MP photo never freezes the
+    window. One at a time, newest request wins: a request made while another is being
+    decoded waits for it (a decode cannot be interrupted, and two at once would need twice
+    the memory), and a result that is no longer wanted is dropped without being sent."""
+
+    loaded = Signal(int, object)     # ticket, ScreenPhoto
+    failed = Signal(int, str)        # ticket, one sentence
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._cond = threading.Condition()
+        self._pending: tuple[int, Path] | None = None
+        self._stopping = False
+
+    def open(self, ticket: int, path: Path) -> None:
+        with self._cond:
+            self._pending = (ticket, Path(path))
+            self._cond.notify()
+
+    def stop(self) -> None:
+        """End the thread (waits for a decode in progress)."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        self.wait()
+
+    def _superseded(self) -> bool:
+        with self._cond:
+            return self._stopping or self._pending is not None
+
+    def run(self) -> None:
+        while True:
+            with self._cond:
+                while not (self._stopping or self._pending):
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                (ticket, path), self._pending = self._pending, None
+            self._open(ticket, path)
+
+    def _open(self, ticket: int, path: Path) -> None:
+        # A method of its own so that nothing here outlives it: a photo the GUI did not
+        # take is freed at once, not kept until the next open.
+        try:
+            photo = images.load(path)
+            if self._superseded():
+                return
+            ready = for_screen(photo)
+        except Exception as e:   # this thread must outlive any bad file
+            if not self._superseded():
+                self.failed.emit(ticket, open_failure(path, e))
+            return
+        if not self._superseded():
+            self.loaded.emit(ticket, ready)
+
+
 class MainWindow(QMainWindow):
+    open_finished = Signal(object, bool)     # path, whether it is now the photo on show
+
     def __init__(self, model_or_weights=None, device: str | None = None, parent: QWidget | None = None) -> None:
         """`model_or_weights`: a model, a weights file, or None (the "model" pane then
         shows bicubic, and says so)."""
@@ -67,8 +165,14 @@ class MainWindow(QMainWindow):
         self.viewport.state_changed.connect(self.state_label.setText)
         self.worker.model_ready.connect(self._model_ready)
         self.worker.model_failed.connect(self._model_failed)
+        self.loader = PhotoLoader(self)
+        self.loader.loaded.connect(self._photo_loaded)
+        self.loader.failed.connect(self._photo_failed)
+        self._open_ticket = 0
+        self._opening: tuple[int, Path, tuple] | None = None    # ticket, path, placement
         self._build_menus()
         self.worker.start()
+        self.loader.start()
 
     # -- menus ---------------------------------------------------------------------------
     def _action(self, menu, text: str, slot, shortcut=None, checkable: bool = False) -> QAction:
@@ -138,8 +242,7 @@ class MainWindow(QMainWindow):
         self.recent_menu.setEnabled(bool(recent))
 
     def _open_recent(self, path: str) -> None:
-        if not self.open_path(path):
-            self._forget(path)
+        self.open_path(path)     # one that fails is dropped from the list (_photo_failed)
 
     # -- opening -------------------------------------------------------------------------
     def show_error(self, message: str) -> None:
@@ -154,32 +257,61 @@ class MainWindow(QMainWindow):
         if path:
             self.open_path(path)
 
-    def open_path(self, path) -> bool:
-        """Open a photo; on failure say why in one sentence and keep the current photo."""
-        try:
-            photo = images.load(path)
-        except ValueError as e:   # images.ImageError
-            self.show_error(str(e))
-            return False
-        except OSError as e:
-            self.show_error(f"{Path(path).name} could not be read ({e.strerror or e}).")
-            return False
-        self.show_photo(photo)
-        self._remember(Path(path))
-        return True
+    def open_path(self, path, zoom: float | None = None, center: tuple[float, float] | None = None) -> None:
+        """Start opening a photo; the window stays live while it is decoded on the loader
+        thread, and the current photo stays on show and usable. Then it is shown (at this
+        zoom and centre, None: fitted) and goes to the recent files; or one sentence says
+        why it cannot be, and the current photo stays. A later open supersedes this one.
+        `open_finished` tells the outcome."""
+        path = Path(path)
+        self._open_ticket += 1
+        self._opening = (self._open_ticket, path, (zoom, center))
+        self.statusBar().showMessage(self._opening_text(path))
+        self.loader.open(self._open_ticket, path)
 
-    def show_photo(self, photo) -> None:
-        """Show an images.Photo (or anything with .pixels, .metadata, .path)."""
+    @staticmethod
+    def _opening_text(path: Path) -> str:
+        return f"opening {path.name}…"
+
+    def _end_opening(self, ticket: int) -> tuple[Path, tuple] | None:
+        """(path, placement) if `ticket` is the open in progress, which ends here; None
+        for one a later open superseded."""
+        if self._opening is None or self._opening[0] != ticket:
+            return None
+        _, path, placement = self._opening
+        self._opening = None
+        if self.statusBar().currentMessage() == self._opening_text(path):
+            self.statusBar().clearMessage()
+        return path, placement
+
+    def _photo_loaded(self, ticket: int, ready: ScreenPhoto) -> None:
+        opening = self._end_opening(ticket)
+        if opening is None:
+            return
+        path, (zoom, center) = opening
+        self.show_photo(ready.photo, ready)
+        if zoom is not None or center is not None:
+            self.viewport.place(zoom, center)
+        self._remember(path)
+        self.open_finished.emit(path, True)
+
+    def _photo_failed(self, ticket: int, message: str) -> None:
+        opening = self._end_opening(ticket)
+        if opening is None:
+            return
+        path = opening[0]
+        resolved = str(path.resolve())
+        if resolved in self.recent_files():
+            self._forget(resolved)
+        self.show_error(message)
+        self.open_finished.emit(path, False)
+
+    def show_photo(self, photo, ready: ScreenPhoto | None = None) -> None:
+        """Show an images.Photo (or anything with .pixels, .metadata, .path) now; `ready`:
+        for_screen(photo) when it was made beforehand (off this thread)."""
+        ready = ready or for_screen(photo)
         self.photo = photo
-        display_rgb, display = photo.pixels, None
-        if getattr(photo.metadata, "icc_profile", None):
-            display_rgb = images.to_srgb(photo)
-            meta, where = photo.metadata, photo.path
-
-            def to_screen(rgb):  # rendered pixels are in the photo's colour space too
-                return images.to_srgb(images.Photo(rgb, meta, where))
-            display = to_screen
-        self.viewport.set_image(photo.pixels, display_rgb, display)
+        self.viewport.set_image(photo.pixels, display=ready.display, pyramid=ready.pyramid)
         h, w = photo.pixels.shape[:2]
         self.setWindowTitle(f"zoomviewer — {Path(photo.path).name} ({w}×{h})")
         self.export_action.setEnabled(True)
@@ -239,6 +371,7 @@ class MainWindow(QMainWindow):
         self.show_error(message)
 
     def closeEvent(self, event) -> None:
+        self.loader.stop()
         self.worker.stop()
         super().closeEvent(event)
 
@@ -267,9 +400,7 @@ def main_window(photo_path=None, model_or_weights=None, *, zoom: float | None = 
     window.set_compare(compare)
     window.set_explain(explain)
     window.show()
-    path = photo_path or sample_photo()
-    if window.open_path(path):
-        window.viewport.place(zoom, center)
+    window.open_path(photo_path or sample_photo(), zoom, center)
     window.compare.left.setFocus()
     return app.exec()
 
