@@ -1,0 +1,65 @@
+"""Export from the viewer (the render thread's export job): exactly the requested size,
+the same pixels as `zoomviewer upscale` of the same region, and Cancel leaves no file."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from PIL import Image
+
+from zoomviewer.cli import main
+from zoomviewer.images import load, save
+from zoomviewer.model import save_weights
+from zoomviewer.worker import ExportJob, RenderWorker
+
+
+def _started_worker(qtbot, model, photo):
+    worker = RenderWorker(model, "cpu")
+    worker.start()
+    qtbot.waitUntil(lambda: worker.loaded, timeout=10000)
+    worker.set_image(photo.pixels, 1)
+    return worker
+
+
+def test_viewer_export_equals_upscale_of_the_same_region(qtbot, tiny_model, small_image, tmp_path):
+    src = tmp_path / "photo.png"
+    save(src, small_image)
+    photo = load(src)
+    weights = tmp_path / "tiny.pt"
+    save_weights(weights, tiny_model, tiny_model.config)
+    worker = _started_worker(qtbot, tiny_model, photo)
+    finished = []
+    worker.export_finished.connect(finished.append)
+    out = tmp_path / "view.png"
+    try:
+        worker.start_export(ExportJob(photo, (10.25, 7.5, 30.0, 20.0), (333, 222), str(out)))
+        qtbot.waitUntil(lambda: bool(finished), timeout=60000)
+    finally:
+        worker.stop()
+    cli_out = tmp_path / "cli.png"
+    assert main(["upscale", str(src), "--size", "333x222", "--region", "10.25,7.5,30,20",
+                 "--weights", str(weights), "-o", str(cli_out)]) == 0
+    a = np.asarray(Image.open(out))
+    b = np.asarray(Image.open(cli_out))
+    assert a.shape == (222, 333, 3)
+    assert np.array_equal(a, b)
+
+
+def test_cancelled_viewer_export_leaves_no_file(qtbot, tiny_model, small_image, tmp_path):
+    src = tmp_path / "photo.png"
+    save(src, small_image)
+    photo = load(src)
+    worker = _started_worker(qtbot, tiny_model, photo)
+    cancelled, progress = [], []
+    worker.export_cancelled.connect(lambda: cancelled.append(True))
+    worker.export_progress.connect(lambda f: (progress.append(f), worker.cancel_export()))
+    out = tmp_path / "big.png"
+    try:
+        worker.start_export(ExportJob(photo, (0, 0, 64, 48), (4096, 3072), str(out)))
+        qtbot.waitUntil(lambda: bool(cancelled), timeout=60000)
+    finally:
+        worker.stop()
+    assert progress and progress[-1] < 1.0
+    assert not out.exists()
+    assert sorted(os.listdir(tmp_path)) == ["photo.png"]
