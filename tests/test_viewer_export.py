@@ -14,12 +14,21 @@ from zoomviewer.model import save_weights
 from zoomviewer.worker import ExportJob, RenderWorker
 
 
-def _started_worker(qtbot, model, photo):
+def _export_on_worker(qtbot, model, photo, job, connect) -> list:
+    """Run `job` on a fresh render thread; `connect(worker, seen)` wires the signal whose
+    arrival (appended to `seen`) ends the wait."""
     worker = RenderWorker(model, "cpu")
+    seen: list = []
+    connect(worker, seen)
     worker.start()
-    qtbot.waitUntil(lambda: worker.loaded, timeout=10000)
-    worker.set_image(photo.pixels, 1)
-    return worker
+    try:
+        qtbot.waitUntil(lambda: worker.loaded, timeout=10000)
+        worker.set_image(photo.pixels, 1)
+        worker.start_export(job)
+        qtbot.waitUntil(lambda: bool(seen), timeout=60000)
+    finally:
+        worker.stop()
+    return seen
 
 
 def test_viewer_export_equals_upscale_of_the_same_region(qtbot, tiny_model, small_image, tmp_path):
@@ -28,15 +37,9 @@ def test_viewer_export_equals_upscale_of_the_same_region(qtbot, tiny_model, smal
     photo = load(src)
     weights = tmp_path / "tiny.pt"
     save_weights(weights, tiny_model, tiny_model.config)
-    worker = _started_worker(qtbot, tiny_model, photo)
-    finished = []
-    worker.export_finished.connect(finished.append)
     out = tmp_path / "view.png"
-    try:
-        worker.start_export(ExportJob(photo, (10.25, 7.5, 30.0, 20.0), (333, 222), str(out)))
-        qtbot.waitUntil(lambda: bool(finished), timeout=60000)
-    finally:
-        worker.stop()
+    _export_on_worker(qtbot, tiny_model, photo, ExportJob(photo, (10.25, 7.5, 30.0, 20.0), (333, 222), str(out)),
+                      lambda w, seen: w.export_finished.connect(seen.append))
     cli_out = tmp_path / "cli.png"
     assert main(["upscale", str(src), "--size", "333x222", "--region", "10.25,7.5,30,20",
                  "--weights", str(weights), "-o", str(cli_out)]) == 0
@@ -50,16 +53,14 @@ def test_cancelled_viewer_export_leaves_no_file(qtbot, tiny_model, small_image, 
     src = tmp_path / "photo.png"
     save(src, small_image)
     photo = load(src)
-    worker = _started_worker(qtbot, tiny_model, photo)
-    cancelled, progress = [], []
-    worker.export_cancelled.connect(lambda: cancelled.append(True))
-    worker.export_progress.connect(lambda f: (progress.append(f), worker.cancel_export()))
+    progress = []
+
+    def connect(worker, seen):
+        worker.export_cancelled.connect(lambda: seen.append(True))
+        worker.export_progress.connect(lambda f: (progress.append(f), worker.cancel_export()))
+
     out = tmp_path / "big.png"
-    try:
-        worker.start_export(ExportJob(photo, (0, 0, 64, 48), (4096, 3072), str(out)))
-        qtbot.waitUntil(lambda: bool(cancelled), timeout=60000)
-    finally:
-        worker.stop()
+    _export_on_worker(qtbot, tiny_model, photo, ExportJob(photo, (0, 0, 64, 48), (4096, 3072), str(out)), connect)
     assert progress and progress[-1] < 1.0
     assert not out.exists()
     assert sorted(os.listdir(tmp_path)) == ["photo.png"]
