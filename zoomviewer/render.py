@@ -225,10 +225,17 @@ def _reduced_precision(device: torch.device):
     return torch.autocast("cuda", dtype=torch.float16, enabled=device.type == "cuda")
 
 
-def _runs(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Starts and lengths of the runs of equal values in a non-decreasing index array."""
+def _runs(codes: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray]:
+    """Starts and lengths of the runs of equal values in a non-decreasing index array, runs
+    longer than `cap` cut into pieces (at high zoom one run alone would exceed a chunk, and
+    matmuls that big fall out of cache)."""
     starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-    return starts, np.diff(np.r_[starts, len(codes)])
+    lengths = np.diff(np.r_[starts, len(codes)])
+    pieces = -(-lengths // cap)
+    offsets = np.arange(pieces.sum()) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+    starts = np.repeat(starts, pieces) + offsets * cap
+    lengths = np.minimum(np.repeat(lengths, pieces) - offsets * cap, cap)
+    return starts, lengths
 
 
 def _decode_band(model, table: torch.Tensor, ys, xs, rows_np, i0: int, i1: int, fy0: int, fx0: int,
@@ -243,7 +250,7 @@ def _decode_band(model, table: torch.Tensor, ys, xs, rows_np, i0: int, i1: int, 
     ix_local = [ix - fx0 for ix, _ in xs]
     step(0.0)
     for a, codes_np in enumerate(rows_np):
-        starts, lengths = _runs(codes_np[i0:i1])
+        starts, lengths = _runs(codes_np[i0:i1], max(1, chunk // n_cols))
         longest = int(lengths.max())
         pad = np.arange(longest)
         rows = np.where(pad[None, :] < lengths[:, None], starts[:, None] + pad[None, :], n_rows)
