@@ -37,10 +37,6 @@ def build_model(config: dict) -> nn.Module:
         raise WeightsError(f"bad model configuration: {e}") from None
 
 
-def model_config(model: nn.Module) -> dict:
-    return dict(model.config)
-
-
 def save_weights(path: str | os.PathLike, model: nn.Module, config: dict, meta: dict | None = None,
                  half: bool = False) -> None:
     """Write our format atomically (temporary file, then rename)."""
