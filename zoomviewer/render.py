@@ -180,8 +180,9 @@ def render_region(latent: Latent, region: Region, out_size: tuple[int, int], *, 
     x, y, w, h = (float(v) for v in region)
     out_w, out_h = int(out_size[0]), int(out_size[1])
     H, W = latent.height, latent.width
-    ys = ensemble_axis(_axis(y, h, out_h, H, dev), H, model.local_ensemble)
-    xs = ensemble_axis(_axis(x, w, out_w, W, dev), W, model.local_ensemble)
+    coord_y, coord_x = _axis(y, h, out_h, H, dev), _axis(x, w, out_w, W, dev)
+    ys = ensemble_axis(coord_y, H, model.local_ensemble)
+    xs = ensemble_axis(coord_x, W, model.local_ensemble)
     cy, cx = _rel_cell(region, (out_w, out_h), cell_clip)
     rel_cell = torch.tensor([[cy, cx]], device=dev)
 
@@ -192,8 +193,7 @@ def render_region(latent: Latent, region: Region, out_size: tuple[int, int], *, 
     row_hi = np.maximum.reduce(rows_np)
     band_rows = max(1, table_budget // ((fx1 - fx0) * model.table_dim))
     if model.residual:
-        by = _bilinear_axis(_axis(y, h, out_h, H, dev), H)
-        bx = _bilinear_axis(_axis(x, w, out_w, W, dev), W)
+        by, bx = _bilinear_axis(coord_y, H), _bilinear_axis(coord_x, W)
 
     out = np.empty((out_h, out_w, 3), dtype=np.float32)
     i0 = 0
@@ -201,8 +201,6 @@ def render_region(latent: Latent, region: Region, out_size: tuple[int, int], *, 
         lo = int(row_lo[i0])
         i1 = max(int(np.searchsorted(row_hi, lo + band_rows - 1, side="right")), i0 + 1)
         fy0, fy1 = lo, int(row_hi[i1 - 1]) + 1
-        with _reduced_precision(dev):
-            table = model.table_from_features(latent.code_features(fy0, fy1, fx0, fx1)[None], rel_cell)[0]
 
         def step(done: float, i0=i0, i1=i1) -> None:
             if cancel is not None and cancel():
@@ -211,6 +209,7 @@ def render_region(latent: Latent, region: Region, out_size: tuple[int, int], *, 
                 progress((i0 + done * (i1 - i0)) / out_h)
 
         with _reduced_precision(dev):
+            table = model.table_from_features(latent.code_features(fy0, fy1, fx0, fx1)[None], rel_cell)[0]
             pred = _decode_band(model, table, ys, xs, rows_np, i0, i1, fy0, fx0, chunk, step)
         if model.residual:
             pred += _bilinear_rows(latent, by, bx, i0, i1)
