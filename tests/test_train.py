@@ -1,0 +1,221 @@
+"""Training: a run resumes where it stopped, a new model can start from another's encoder,
+a fresh fast decoder starts with every render unit live, the sampler's LR patches are
+exact downscales of the HR crops its targets come from, and the command fails in one line."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from engine_models import sample_image
+from zoomviewer.cli import main
+from zoomviewer.model import load_weights, new_model, save_weights
+from zoomviewer.train import PatchSampler, train
+
+FULL_FAST = {"kind": "fast", "encoder": "edsr-baseline", "residual": True}
+
+
+@pytest.fixture(autouse=True)
+def _keep_torch_threads():
+    """train(threads=1) sets torch's process-wide thread count; give the other tests theirs back."""
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def photos(tmp_path):
+    """A folder of three small textured photos. train() samples 2304 targets from each HR
+    crop, so the shorter side must be at least 48 (the default LR patch size)."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, (h, w) in enumerate([(52, 60), (56, 50), (49, 64)]):
+        Image.fromarray((sample_image(h, w, seed=i) * 255).round().astype(np.uint8)).save(folder / f"p{i}.png")
+    return folder
+
+
+def adam_steps(state_path) -> set[float]:
+    state = torch.load(state_path, map_location="cpu", weights_only=True)
+    return {float(s["step"]) for s in state["optimizer"]["state"].values()}
+
+
+def log_iterations(log_path) -> list[int]:
+    return [json.loads(line)["it"] for line in log_path.read_text().splitlines() if "loss" in line]
+
+
+def test_training_resumes_where_it_stopped(tmp_path, photos):
+    out = tmp_path / "m.pt"
+    run = dict(data=[str(photos)], kind="fast", out=str(out), batch=2, threads=1, save_every_s=1e9)
+    train(iters=10, **run)
+    _, config, meta = load_weights(out)
+    assert config["kind"] == "fast" and meta["iterations"] == 10
+    assert meta["training_data"] == [str(photos)]
+    assert adam_steps(f"{out}.state") == {10.0}
+    assert log_iterations(tmp_path / "m.pt.log") == [10]
+    first = load_weights(out)[0].state_dict()
+
+    train(iters=20, **run)
+    model, _, meta = load_weights(out)
+    assert meta["iterations"] == 20 and meta["training_data"] == [str(photos)]
+    # the optimizer's moments came back: 20 Adam steps in all, not the 10 of the second run
+    assert adam_steps(f"{out}.state") == {20.0}
+    # the second run appended only its own 10 iterations (a restart would log it 10 again)
+    assert log_iterations(tmp_path / "m.pt.log") == [10, 20]
+    assert any(not torch.equal(v, model.state_dict()[k]) for k, v in first.items())
+
+
+def test_new_model_starts_from_another_models_encoder(tmp_path, photos):
+    torch.manual_seed(1)
+    donor = new_model({"kind": "liif", "encoder": "edsr-baseline"})
+    donor_path = tmp_path / "liif-a.pt"
+    save_weights(donor_path, donor, donor.config, {"iterations": 7})
+    out = tmp_path / "fast.pt"
+    train([str(photos)], "fast", str(out), iters=0, batch=2, threads=1, encoder_from=str(donor_path))
+    model, config, meta = load_weights(out)
+    assert config["kind"] == "fast" and meta["iterations"] == 0
+    mine, theirs = model.encoder.state_dict(), donor.encoder.state_dict()
+    assert mine.keys() == theirs.keys()
+    assert all(torch.equal(mine[k], theirs[k]) for k in mine)
+    assert "liif-a.pt" in meta["encoder_from"] and "7 iterations" in meta["encoder_from"]
+
+
+@pytest.fixture(scope="module")
+def fresh_fast_decoder():
+    """A freshly initialised full-size fast model queried as in training: four 24 x 24
+    photos at scales 1, 2, 3 and 4 (cell 2 / output size), 500 random points each.
+    -> (model, code table per photo, post-ReLU activations of each render layer (N, 16))."""
+    torch.manual_seed(0)
+    model = new_model(FULL_FAST).eval()
+    acts: list[list[torch.Tensor]] = [[] for _ in range(model.depth)]
+
+    def recording_decode(codes, rel_y, rel_x):
+        # the render MLP as FastLIIF.decode defines it, h = relu((W h) * scale + shift), keeping each layer's output
+        w_rel = model.render_in.weight[:, model.code_dim:model.code_dim + 2]
+        mods = codes[..., model.width:].unflatten(-1, (model.depth, 2, model.width))
+        h = (codes[..., :model.width] + rel_x * w_rel[:, 1]) + rel_y * w_rel[:, 0]
+        for i in range(model.depth):
+            if i:
+                h = h @ model.render_hidden[i - 1].weight.t()
+            h = torch.addcmul(mods[..., i, 1, :], h, mods[..., i, 0, :]).relu_()
+            acts[i].append(h.reshape(-1, model.width))
+        return model.render_out(h)
+
+    rng = np.random.default_rng(0)
+    photos = np.stack([sample_image(24, 24, seed=s) for s in range(4)])
+    inp = (torch.from_numpy(photos).permute(0, 3, 1, 2) - 0.5) / 0.5
+    coord = torch.from_numpy(rng.uniform(-1, 1, (4, 500, 2))).float()
+    cell = torch.stack([torch.full((500, 2), 2 / (24 * s)) for s in (1, 2, 3, 4)])
+    with torch.no_grad():
+        feat = model.encoder(inp)
+        plain = model.query(inp, coord, cell, feat=feat)
+        model.decode = recording_decode
+        recorded = model.query(inp, coord, cell, feat=feat)
+        table = model.code_table(feat, cell[:, 0, :] * 24)
+    assert torch.allclose(plain, recorded, atol=1e-6)   # the recording decoder is the real one
+    return model, table, [torch.cat(a) for a in acts]
+
+
+def test_fresh_fast_decoder_starts_with_identity_modulations(fresh_fast_decoder):
+    model, table, _ = fresh_fast_decoder
+    mods = table[..., model.width:].unflatten(-1, (model.depth, 2, model.width))
+    scale, shift = mods[..., 0, :], mods[..., 1, :]
+    # PyTorch's default init gives about 0.07 and 0.13 here
+    assert (scale - 1).abs().mean() < 0.05
+    assert shift.abs().mean() < 0.05
+
+
+@pytest.mark.xfail(strict=True, reason="the current _init_decoder leaves 11 of the 96 render units dead "
+                   "here, as many as PyTorch's default init; drop this mark when the init keeps them live")
+def test_fresh_fast_decoder_has_no_dead_render_units(fresh_fast_decoder):
+    """A unit that never fires gets no gradient and never recovers: a trained model with
+    dead units plateaued ~0.4 dB over bicubic (fast.py, _init_decoder)."""
+    _, _, acts = fresh_fast_decoder
+    dead = {i: torch.nonzero((a > 0).sum(0) == 0).flatten().tolist() for i, a in enumerate(acts)}
+    assert all(not units for units in dead.values()), f"dead units per render layer: {dead}"
+
+
+# ------------------------------------------------------------------ the patch sampler
+
+def symmetric_view(a: np.ndarray, fx: bool, fy: bool, tr: bool) -> np.ndarray:
+    """The flips and transpose in the order PatchSampler applies them."""
+    if fx:
+        a = a[:, ::-1]
+    if fy:
+        a = a[::-1]
+    if tr:
+        a = a.swapaxes(0, 1)
+    return a
+
+
+def to_uint8(t: torch.Tensor) -> np.ndarray:
+    return ((t.numpy() * 0.5 + 0.5) * 255).round().astype(np.int64)
+
+
+def test_sampler_lr_patches_are_bicubic_downscales_of_the_targets_crop():
+    # every pixel of every photo has its own colour, so a target's colour says where it came from
+    rng = np.random.default_rng(5)
+    shapes = [(40, 40), (40, 44), (46, 40)]
+    colours = rng.choice(2 ** 24, sum(h * w for h, w in shapes), replace=False)
+    images, where, start = [], {}, 0
+    for k, (h, w) in enumerate(shapes):
+        packed = colours[start:start + h * w].reshape(h, w)
+        start += h * w
+        images.append(np.stack([packed >> 16, (packed >> 8) & 255, packed & 255], -1).astype(np.uint8))
+        for (y, x), c in np.ndenumerate(packed):
+            where[int(c)] = (k, y, x)
+    n, n_targets = 8, 40
+    sampler = PatchSampler(images, lr_size=n, n_targets=n_targets, seed=3)
+    lr, coord, cell, gt = sampler.sample(16)
+    assert lr.shape == (16, 3, n, n) and coord.shape == cell.shape == (16, n_targets, 2)
+
+    sizes = set()
+    for b in range(16):
+        size = round(2 / float(cell[b, 0, 0]))
+        assert n <= size <= 4 * n
+        sizes.add(size)
+        assert torch.allclose(cell[b], torch.full_like(cell[b], 2 / size))
+        # targets sit at pixel centres of a size x size grid, all different
+        grid = (coord[b].double().numpy() + 1) * size / 2 - 0.5
+        idx = grid.round().astype(int)
+        assert np.abs(grid - idx).max() < 1e-4 and idx.min() >= 0 and idx.max() < size
+        assert len({tuple(p) for p in idx}) == n_targets
+        # each target colour is one source pixel, all from one photo
+        rgb = to_uint8(gt[b])
+        src = np.array([where[int(r) << 16 | int(g) << 8 | int(bl)] for r, g, bl in rgb])
+        assert len(set(src[:, 0])) == 1
+        im = images[src[0, 0]]
+        # some flip/transpose of one size x size crop maps the grid onto those pixels,
+        # and the LR patch is the bicubic downscale of that crop, flipped the same way
+        matches = 0
+        for fx in (False, True):
+            for fy in (False, True):
+                for tr in (False, True):
+                    crop_pos = symmetric_view(np.indices((size, size)).transpose(1, 2, 0), fx, fy, tr)[idx[:, 0], idx[:, 1]]
+                    offset = src[:, 1:] - crop_pos
+                    if (offset != offset[0]).any():
+                        continue
+                    y0, x0 = offset[0]
+                    assert 0 <= y0 <= im.shape[0] - size and 0 <= x0 <= im.shape[1] - size
+                    crop = im[y0:y0 + size, x0:x0 + size]
+                    want = np.asarray(Image.fromarray(crop).resize((n, n), Image.BICUBIC))
+                    matches += np.array_equal(to_uint8(lr[b].permute(1, 2, 0)), symmetric_view(want, fx, fy, tr))
+        assert matches >= 1, f"batch item {b}: the LR patch is not the downscaled crop of its targets"
+    assert len(sizes) > 1   # the scale varies
+
+
+# ------------------------------------------------------------------ the command
+
+def test_train_command_with_a_missing_data_folder_fails_in_one_line(tmp_path, capsys):
+    missing = tmp_path / "no such folder"
+    out = tmp_path / "m.pt"
+    status = main(["train", "--data", str(missing), "--model", "fast", "--out", str(out), "--iters", "1",
+                   "--threads", "1"])
+    err = capsys.readouterr().err
+    assert status == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and str(missing) in lines[0] and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []   # nothing written
