@@ -15,10 +15,12 @@ def spread_model(kind: str, residual: bool = False, seed: int = 0, **flags) -> t
            "residual": residual, **flags}
     model = new_model(cfg).eval()
     with torch.no_grad():
-        last = model.imnet.layers[-1] if kind == "liif" else model.render_out
-        last.weight.mul_(25)
-        if kind == "fast":
-            model.latent_out.weight.mul_(3)
+        if kind == "liif":
+            model.imnet.layers[-1].weight.mul_(25)
+        else:
+            # the fast decoder starts with near-identity modulations; spread them as training would
+            model.render_out.weight.mul_(3)
+            model.latent_out.weight.mul_(30)
     return model
 
 

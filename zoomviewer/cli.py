@@ -139,7 +139,8 @@ def cmd_train(args) -> int:
 
     train(args.data, args.model, args.out, iters=args.iters, batch=args.batch, lr=args.lr,
           residual=not args.no_residual, threads=args.threads, eval_every=args.eval_every,
-          eval_data=args.eval_data, snapshot_every=args.snapshot_every)
+          eval_data=args.eval_data, snapshot_every=args.snapshot_every, bf16=not args.fp32,
+          encoder_from=args.encoder_from, freeze_encoder=args.freeze_encoder)
     return 0
 
 
@@ -205,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--eval-every", type=int, default=0)
     t.add_argument("--eval-data")
     t.add_argument("--snapshot-every", type=int, default=0)
+    t.add_argument("--fp32", action="store_true", help="train the encoder in fp32 (default: bf16 autocast)")
+    t.add_argument("--encoder-from", help="start a new model with the encoder of these weights")
+    t.add_argument("--freeze-encoder", action="store_true", help="train the decoder only")
 
     b = sub.add_parser("bench", help="timings on this machine")
     b.add_argument("--json")

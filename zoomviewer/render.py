@@ -272,20 +272,15 @@ def _decode_band(model, table: torch.Tensor, ys, xs, rows_np, i0: int, i1: int, 
 
 
 def _bilinear_rows(latent: Latent, by, bx, r0: int, r1: int) -> torch.Tensor:
-    """The residual option's base: bilinear source colour at each query, rows r0:r1."""
+    """The residual option's base: bilinear source colour at each query, rows r0:r1.
+    Separable: blend source rows first (few columns), then columns (full width)."""
     y0, y1, ty = by[0][r0:r1], by[1][r0:r1], by[2][r0:r1, None, None]
     x0, x1, tx = bx
     lo, hi = int(y0.min()), int(y1.max()) + 1
     xl, xh = int(x0.min()), int(x1.max()) + 1
     src = latent.source(lo, hi, xl, xh).permute(1, 2, 0)
-    top = src.index_select(0, y0 - lo)
-    bot = src.index_select(0, y1 - lo)
-    tx = tx[None, :, None]
-
-    def cols(rows: torch.Tensor) -> torch.Tensor:
-        return rows.index_select(1, x0 - xl) * (1 - tx) + rows.index_select(1, x1 - xl) * tx
-
-    return cols(top) * (1 - ty) + cols(bot) * ty
+    rows = torch.lerp(src.index_select(0, y0 - lo), src.index_select(0, y1 - lo), ty)
+    return torch.lerp(rows.index_select(1, x0 - xl), rows.index_select(1, x1 - xl), tx[None, :, None])
 
 
 @torch.no_grad()

@@ -33,17 +33,29 @@ def find_images(dirs: list[str]) -> list[Path]:
     return files
 
 
-def load_training_images(dirs: list[str], halve_above: int = 400) -> list[np.ndarray]:
-    """uint8 HxWx3 arrays; images whose shorter side exceeds `halve_above` are halved."""
-    out = []
+def load_training_images(dirs: list[str], halve_above: int = 400, min_side: int = 48) -> list[np.ndarray]:
+    """uint8 HxWx3 arrays; images whose shorter side exceeds `halve_above` are halved,
+    those smaller than one LR patch (`min_side`) or unreadable are skipped with a note."""
+    out, skipped = [], []
     for f in find_images(dirs):
-        with Image.open(f) as im:
-            im = im.convert("RGB")
-            if min(im.size) > halve_above:
-                im = im.resize((im.width // 2, im.height // 2), Image.BICUBIC)
-            out.append(np.asarray(im, dtype=np.uint8))
+        try:
+            with Image.open(f) as im:
+                im = im.convert("RGB")
+                if min(im.size) > halve_above:
+                    im = im.resize((im.width // 2, im.height // 2), Image.BICUBIC)
+                arr = np.asarray(im, dtype=np.uint8)
+        except (OSError, ValueError, Image.DecompressionBombError):
+            skipped.append(f"{f.name} (not a readable image)")
+            continue
+        if min(arr.shape[:2]) < min_side:
+            skipped.append(f"{f.name} ({arr.shape[1]}x{arr.shape[0]}, smaller than a {min_side} px patch)")
+            continue
+        out.append(arr)
+    if skipped:
+        print(f"skipped {len(skipped)} image(s): {', '.join(skipped[:5])}"
+              f"{' ...' if len(skipped) > 5 else ''}", file=sys.stderr)
     if not out:
-        raise ValueError(f"no training images found in {', '.join(dirs)}")
+        raise ValueError(f"no usable training images found in {', '.join(dirs)}")
     return out
 
 
@@ -109,7 +121,8 @@ def lr_at(it: int, total: int, base: float) -> float:
 def train(data: list[str], kind: str, out: str, iters: int, batch: int = 16, lr: float = 2e-4,
           residual: bool = True, threads: int | None = None, save_every_s: float = 300,
           eval_every: int = 0, eval_data: str | None = None, log: str | None = None,
-          seed: int = 0, lr_size: int = 48, snapshot_every: int = 0) -> None:
+          seed: int = 0, lr_size: int = 48, snapshot_every: int = 0, bf16: bool = True,
+          encoder_from: str | None = None, freeze_encoder: bool = False) -> None:
     if threads:
         torch.set_num_threads(threads)
     out_p = Path(out)
@@ -121,18 +134,35 @@ def train(data: list[str], kind: str, out: str, iters: int, batch: int = 16, lr:
     else:
         config = {"kind": kind, "encoder": "edsr-baseline", "residual": residual}
         model, meta, start = new_model(config), {}, 0
+        if encoder_from:
+            donor = load_weights(encoder_from)[0]
+            try:
+                model.encoder.load_state_dict(donor.encoder.state_dict())
+            except RuntimeError:
+                raise ValueError(f"{encoder_from}: its encoder is not an EDSR-baseline like the "
+                                 f"new model's, so it cannot start this one") from None
+            meta["encoder_from"] = f"{Path(encoder_from).name} ({donor.meta.get('iterations', '?')} iterations)"
+    if out_p.exists() and encoder_from:
+        print(f"{out} exists: resuming it, --encoder-from is not used", file=sys.stderr)
     model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    # a new decoder on a trained encoder is first fitted with the encoder frozen: trained
+    # jointly from the start, its random gradients disturb the encoder and kill render units
+    model.encoder.requires_grad_(not freeze_encoder)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     if state_p.exists():
         st = torch.load(state_p, map_location="cpu", weights_only=True)
         if st.get("iterations") == start:
-            opt.load_state_dict(st["optimizer"])
-    images = load_training_images(data)
+            try:
+                opt.load_state_dict(st["optimizer"])
+            except ValueError:
+                print("the optimizer starts afresh (the set of trained parameters changed)", file=sys.stderr)
+    images = load_training_images(data, min_side=lr_size)
     sampler = PatchSampler(images, lr_size=lr_size, seed=seed + start)
     logf = open(log or str(out_p) + ".log", "a")
-    meta.setdefault("training_data", [str(d) for d in data])
+    meta["training_data"] = list(dict.fromkeys(meta.get("training_data", []) + [str(d) for d in data]))
     meta["recipe"] = (f"LIIF recipe: scale U(1,4), {lr_size}px LR patches, batch {batch}, 2304 targets, "
-                      f"flips+transpose, L1, Adam lr {lr} cosine over {iters} its, residual={config.get('residual')}")
+                      f"flips+transpose, L1, Adam lr {lr} cosine over {iters} its, residual={config.get('residual')}"
+                      f"{', bf16 encoder' if bf16 else ''}{', encoder frozen' if freeze_encoder else ''}")
     print(f"training {config['kind']} on {len(images)} images from {start} to {iters} iterations", file=sys.stderr)
     t_save = time.time()
     t0, it0, loss_acc, n_acc = time.time(), start, 0.0, 0
@@ -142,43 +172,50 @@ def train(data: list[str], kind: str, out: str, iters: int, batch: int = 16, lr:
         save_weights(out_p, model, config, meta)
         torch.save({"iterations": it, "optimizer": opt.state_dict()}, state_p)
 
-    it = start
-    while it < iters:
-        for g in opt.param_groups:
-            g["lr"] = lr_at(it, iters, lr)
-        inp, coord, cell, gt = sampler.sample(batch)
-        pred = model.query(inp, coord, cell)
-        loss = (pred - gt).abs().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        it += 1
-        loss_acc += loss.item()
-        n_acc += 1
-        if it % 10 == 0:
-            rate = (it - it0) / (time.time() - t0)
-            line = {"it": it, "loss": round(loss_acc / n_acc, 5), "it_s": round(rate, 3),
-                    "lr": g["lr"], "time": time.time()}
-            print(f"\r{config['kind']} it {it}/{iters}  loss {line['loss']:.4f}  {rate:.2f} it/s",
-                  end="", file=sys.stderr, flush=True)
-            logf.write(json.dumps(line) + "\n")
-            logf.flush()
-            loss_acc, n_acc = 0.0, 0
-        if eval_every and eval_data and it % eval_every == 0:
-            model.eval()
-            from .evaluate import evaluate_model
-            with torch.no_grad():
-                res = evaluate_model(model, eval_data, [4])
-            model.train()
-            meta.setdefault("curve", []).append({"it": it, "set14_x4": round(res[4], 3)})
-            logf.write(json.dumps({"it": it, "eval_x4": res[4], "time": time.time()}) + "\n")
-            logf.flush()
-            print(f"\n{config['kind']} it {it}: PSNR x4 {res[4]:.3f} dB", file=sys.stderr)
-        if snapshot_every and it % snapshot_every == 0:
-            meta["iterations"] = it
-            save_weights(out_p.with_name(f"{out_p.stem}.it{it}{out_p.suffix}"), model, config, meta)
-        if time.time() - t_save > save_every_s:
-            checkpoint(it)
-            t_save = time.time()
-    checkpoint(it)
+    try:
+        it = start
+        while it < iters:
+            for g in opt.param_groups:
+                g["lr"] = lr_at(it, iters, lr)
+            inp, coord, cell, gt = sampler.sample(batch)
+            # the encoder is most of an iteration; bf16 convolutions halve it on CPUs with
+            # AVX512-BF16. The decoder stays fp32, as it runs at render time.
+            with torch.autocast(inp.device.type, dtype=torch.bfloat16, enabled=bf16):
+                feat = model.encoder(inp)
+            pred = model.query(inp, coord, cell, feat=feat.float())
+            loss = (pred - gt).abs().mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            it += 1
+            loss_acc += loss.item()
+            n_acc += 1
+            if it % 10 == 0:
+                rate = (it - it0) / (time.time() - t0)
+                line = {"it": it, "loss": round(loss_acc / n_acc, 5), "it_s": round(rate, 3),
+                        "lr": g["lr"], "time": time.time()}
+                print(f"\r{config['kind']} it {it}/{iters}  loss {line['loss']:.4f}  {rate:.2f} it/s",
+                      end="", file=sys.stderr, flush=True)
+                logf.write(json.dumps(line) + "\n")
+                logf.flush()
+                loss_acc, n_acc = 0.0, 0
+            if eval_every and eval_data and it % eval_every == 0:
+                model.eval()
+                from .evaluate import evaluate_model
+                with torch.no_grad():
+                    res = evaluate_model(model, eval_data, [4])
+                model.train()
+                meta.setdefault("curve", []).append({"it": it, "set14_x4": round(res[4], 3)})
+                logf.write(json.dumps({"it": it, "eval_x4": res[4], "time": time.time()}) + "\n")
+                logf.flush()
+                print(f"\n{config['kind']} it {it}: PSNR x4 {res[4]:.3f} dB", file=sys.stderr)
+            if snapshot_every and it % snapshot_every == 0:
+                meta["iterations"] = it
+                save_weights(out_p.with_name(f"{out_p.stem}.it{it}{out_p.suffix}"), model, config, meta)
+            if time.time() - t_save > save_every_s:
+                checkpoint(it)
+                t_save = time.time()
+        checkpoint(it)
+    finally:
+        logf.close()
     print(file=sys.stderr)
