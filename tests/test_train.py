@@ -128,8 +128,6 @@ def test_fresh_fast_decoder_starts_with_identity_modulations(fresh_fast_decoder)
     assert shift.abs().mean() < 0.05
 
 
-@pytest.mark.xfail(strict=True, reason="the current _init_decoder leaves 11 of the 96 render units dead "
-                   "here, as many as PyTorch's default init; drop this mark when the init keeps them live")
 def test_fresh_fast_decoder_has_no_dead_render_units(fresh_fast_decoder):
     """A unit that never fires gets no gradient and never recovers: a trained model with
     dead units plateaued ~0.4 dB over bicubic (fast.py, _init_decoder)."""

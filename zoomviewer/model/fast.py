@@ -38,13 +38,17 @@ class FastLIIF(ContinuousImage):
         # With PyTorch's default init the latent MLP emits large shifts from the start and
         # whole 16-wide render layers die (trained that way, 6 of 16 units in the last two
         # layers never fired and the model plateaued ~0.4 dB over bicubic). Start the
-        # modulations at identity and the render layers at He scale, so every unit is live.
+        # modulations near identity and the render layers at He scale with zero-mean rows
+        # (their inputs come out of a ReLU, all positive: a row with a negative mean would
+        # start dead).
         with torch.no_grad():
-            self.latent_out.weight.mul_(0.1)
-            self.latent_out.bias.zero_()
+            self.latent_out.weight[self.code_dim:].mul_(0.1)
+            self.latent_out.bias[self.code_dim:].zero_()
             for layer in [self.render_in, *self.render_hidden]:
                 nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
                 layer.bias.fill_(0.01)
+            for layer in self.render_hidden:
+                layer.weight.sub_(layer.weight.mean(1, keepdim=True))
 
     @property
     def table_dim(self) -> int:
