@@ -49,7 +49,8 @@ class Latent:
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError("the image must be an HxWx3 array")
         self.device = pick_device(None) if device is None else torch.device(device)
-        self.model = model.to(self.device).eval()
+        # channels-last convolutions run the encoder ~1.5x faster on CPU (oneDNN) and suit cuDNN
+        self.model = model.to(self.device).eval().to(memory_format=torch.channels_last)
         self.image = image
         self.height, self.width = image.shape[:2]
         self.tile = int(tile)
@@ -77,7 +78,7 @@ class Latent:
         y1, x1 = min(y0 + t, self.height), min(x0 + t, self.width)
         cy0, cx0 = max(y0 - r, 0), max(x0 - r, 0)
         cy1, cx1 = min(y1 + r, self.height), min(x1 + r, self.width)
-        feat = self.model.encoder(self.source(cy0, cy1, cx0, cx1)[None])
+        feat = self.model.encoder(self.source(cy0, cy1, cx0, cx1)[None].contiguous(memory_format=torch.channels_last))
         pre = self.model.code_features(feat)[0]
         self.tiles_encoded += 1
         inner = (slice(None), slice(y0 - cy0, y1 - cy0), slice(x0 - cx0, x1 - cx0))
