@@ -173,7 +173,10 @@ def test_panning_back_is_served_from_the_tile_cache(make_viewer, tiny_model, sma
     wait_sharp(qtbot, viewport)
     assert calls["decode"] == decodes                       # nothing decoded again
     assert pieces and all(p.from_cache for p in pieces)
-    np.testing.assert_array_equal(shown(viewport), first)
+    # tiles cut off at the first view's edge were rendered again, larger, during the pan;
+    # float rounding of a different crop can move a value across an 8-bit step
+    diff = np.abs(shown(viewport).astype(int) - first.astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
 
 
 def test_a_slow_decoder_does_not_stall_the_window(make_viewer, tiny_model, small_image, qtbot):

@@ -17,7 +17,10 @@ render_region_reference  the reference code's method (whole latent unfolded per 
 from __future__ import annotations
 
 import math
+import os
+import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from typing import Sequence
 
@@ -59,6 +62,9 @@ class Latent:
         self.channels = int(model.encoder.out_dim)
         self.budget_bytes = int(budget_mb * 2**20)
         self._tiles: OrderedDict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        # render workers share the cache: one encoding per tile, the others wait for it
+        self._lock = threading.Lock()
+        self._pending: dict[tuple[int, int], threading.Event] = {}
         self.tiles_encoded = 0  # how many tile encodings ran (re-encodes after eviction count again)
 
     @property
@@ -80,21 +86,34 @@ class Latent:
         cy1, cx1 = min(y1 + r, self.height), min(x1 + r, self.width)
         feat = self.model.encoder(self.source(cy0, cy1, cx0, cx1)[None].contiguous(memory_format=torch.channels_last))
         pre = self.model.code_features(feat)[0]
-        self.tiles_encoded += 1
         inner = (slice(None), slice(y0 - cy0, y1 - cy0), slice(x0 - cx0, x1 - cx0))
         return feat[0][inner].contiguous(), pre[inner].permute(1, 2, 0).contiguous()
 
     def _tile(self, ty: int, tx: int) -> tuple[torch.Tensor, torch.Tensor]:
         key = (ty, tx)
-        if key in self._tiles:
-            self._tiles.move_to_end(key)
-            return self._tiles[key]
-        entry = self._encode_tile(ty, tx)
-        self._tiles[key] = entry
-        feat, pre = entry
-        per_tile = (feat.shape[0] * feat.element_size() + pre.shape[2] * pre.element_size()) * self.tile ** 2
-        while len(self._tiles) > 1 and len(self._tiles) * per_tile > self.budget_bytes:
-            self._tiles.popitem(last=False)
+        while True:
+            with self._lock:
+                if key in self._tiles:
+                    self._tiles.move_to_end(key)
+                    return self._tiles[key]
+                ready = self._pending.get(key)
+                if ready is None:
+                    ready = self._pending[key] = threading.Event()
+                    break
+            ready.wait()  # another worker is encoding it; then look again
+        try:
+            entry = self._encode_tile(ty, tx)
+            with self._lock:
+                self.tiles_encoded += 1
+                self._tiles[key] = entry
+                feat, pre = entry
+                per_tile = (feat.shape[0] * feat.element_size() + pre.shape[2] * pre.element_size()) * self.tile ** 2
+                while len(self._tiles) > 1 and len(self._tiles) * per_tile > self.budget_bytes:
+                    self._tiles.popitem(last=False)
+        finally:
+            with self._lock:
+                del self._pending[key]
+            ready.set()
         return entry
 
     def _assemble(self, y0: int, y1: int, x0: int, x1: int, which: int) -> torch.Tensor:
@@ -164,17 +183,44 @@ def _check(region: Region, out_size: tuple[int, int]) -> None:
         raise ValueError(f"output size {tuple(out_size)} must be at least 1x1")
 
 
+def render_workers(device: torch.device) -> int:
+    """Bands decoded at once: one per core the intra-op threads leave free. Separate
+    single-threaded workers scale on a busy machine where one op split over threads
+    waits on its slowest core."""
+    if device.type != "cpu":
+        return 1
+    return max(1, min(4, (os.cpu_count() or 1) // max(1, torch.get_num_threads())))
+
+
+class _Progress:
+    """Thread-safe progress over bands of output rows, reported as a fraction of rows."""
+
+    def __init__(self, total: int, report: Callable[[float], None] | None) -> None:
+        self.total, self.report = total, report
+        self.done: dict[int, float] = {}
+        self.lock = threading.Lock()
+
+    def update(self, i0: int, rows: float) -> None:
+        if self.report is None:
+            return
+        with self.lock:
+            self.done[i0] = rows
+            fraction = sum(self.done.values()) / self.total
+        self.report(fraction)
+
+
 @torch.no_grad()
 def render_region(latent: Latent, region: Region, out_size: tuple[int, int], *, chunk: int = 16384,
                   cancel: Callable[[], bool] | None = None, progress: Callable[[float], None] | None = None,
-                  cell_clip: bool = False, table_budget: int = 24_000_000) -> np.ndarray:
+                  cell_clip: bool = False, table_budget: int = 24_000_000, workers: int | None = None) -> np.ndarray:
     """Decode the W x H display pixels of `region` -> float32 HxWx3 in [0, 1].
 
     Output rows are processed in bands; each band crops the latent's cached first-layer
     term to the code rows its queries touch and builds the per-code table once. Within
     a band, each ensemble member's output rows fall into runs that share one code row;
     a run is decoded with that code row broadcast over it (no per-query gather), `chunk`
-    queries at a time so the working set stays in cache.
+    queries at a time so the working set stays in cache. Bands run on `workers` threads
+    (default: render_workers); every pixel's arithmetic is the same whatever the split.
     """
     _check(region, out_size)
     model, dev = latent.model, latent.device
@@ -192,30 +238,46 @@ def render_region(latent: Latent, region: Region, out_size: tuple[int, int], *, 
     rows_np = [i.cpu().numpy() for i, _ in ys]
     row_lo = np.minimum.reduce(rows_np)
     row_hi = np.maximum.reduce(rows_np)
+    workers = render_workers(dev) if workers is None else max(1, int(workers))
     band_rows = max(1, table_budget // ((fx1 - fx0) * model.table_dim))
+    if workers > 1:
+        band_rows = min(band_rows, max(1, -(-int(row_hi[-1] - row_lo[0] + 1) // workers)))
     if model.residual:
         by, bx = _bilinear_axis(coord_y, H), _bilinear_axis(coord_x, W)
-
-    out = np.empty((out_h, out_w, 3), dtype=np.float32)
+    bands = []
     i0 = 0
     while i0 < out_h:
         lo = int(row_lo[i0])
         i1 = max(int(np.searchsorted(row_hi, lo + band_rows - 1, side="right")), i0 + 1)
-        fy0, fy1 = lo, int(row_hi[i1 - 1]) + 1
+        bands.append((i0, i1, lo, int(row_hi[i1 - 1]) + 1))
+        i0 = i1
 
-        def step(done: float, i0=i0, i1=i1) -> None:
+    out = np.empty((out_h, out_w, 3), dtype=np.float32)
+    tracker = _Progress(out_h, progress)
+
+    def render_band(band: tuple[int, int, int, int]) -> None:
+        i0, i1, fy0, fy1 = band
+
+        def step(done: float) -> None:
             if cancel is not None and cancel():
                 raise Cancelled()
-            if progress is not None and done > 0:
-                progress((i0 + done * (i1 - i0)) / out_h)
+            if done > 0:
+                tracker.update(i0, done * (i1 - i0))
 
-        with _reduced_precision(dev):
+        with torch.no_grad(), _reduced_precision(dev):  # both are per thread
             table = model.table_from_features(latent.code_features(fy0, fy1, fx0, fx1)[None], rel_cell)[0]
             pred = _decode_band(model, table, ys, xs, rows_np, i0, i1, fy0, fx0, chunk, step)
-        if model.residual:
-            pred += _bilinear_rows(latent, by, bx, i0, i1)
-        out[i0:i1] = (pred * 0.5 + 0.5).clamp_(0, 1).cpu().numpy()
-        i0 = i1
+            if model.residual:
+                pred += _bilinear_rows(latent, by, bx, i0, i1)
+            out[i0:i1] = (pred * 0.5 + 0.5).clamp_(0, 1).cpu().numpy()
+
+    if workers > 1 and len(bands) > 1:
+        with ThreadPoolExecutor(min(workers, len(bands))) as pool:
+            for _ in pool.map(render_band, bands):
+                pass
+    else:
+        for band in bands:
+            render_band(band)
     return out
 
 
