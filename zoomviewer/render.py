@@ -134,6 +134,17 @@ class Latent:
                                                                ax0 - tx * t:ax1 - tx * t]
         return out
 
+    def ensure(self, y0: int, y1: int, x0: int, x1: int, workers: int) -> None:
+        """Encode the missing tiles of a block, `workers` at a time (each on its own thread)."""
+        t = self.tile
+        keys = [(ty, tx) for ty in range(y0 // t, (y1 - 1) // t + 1) for tx in range(x0 // t, (x1 - 1) // t + 1)
+                if (ty, tx) not in self._tiles]
+        per_tile = (self.channels + self.model.table_dim) * 4 * t * t
+        if workers > 1 and 1 < len(keys) <= self.budget_bytes // (2 * per_tile):
+            with ThreadPoolExecutor(min(workers, len(keys))) as pool:
+                for _ in pool.map(lambda key: self._tile(*key), keys):
+                    pass
+
     def features(self, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
         """Latent codes (C, y1-y0, x1-x0) for an in-bounds block, encoding missing tiles."""
         return self._assemble(y0, y1, x0, x1, 0).permute(2, 0, 1)
@@ -252,6 +263,8 @@ def render_region(latent: Latent, region: Region, out_size: tuple[int, int], *, 
         bands.append((i0, i1, lo, int(row_hi[i1 - 1]) + 1))
         i0 = i1
 
+    if workers > 1:
+        latent.ensure(int(row_lo[0]), int(row_hi[-1]) + 1, fx0, fx1, workers)
     out = np.empty((out_h, out_w, 3), dtype=np.float32)
     tracker = _Progress(out_h, progress)
 
