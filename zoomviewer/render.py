@@ -268,8 +268,12 @@ def render_region(latent: Latent, region: Region, out_size: tuple[int, int], *, 
     out = np.empty((out_h, out_w, 3), dtype=np.float32)
     tracker = _Progress(out_h, progress)
 
+    threads = torch.get_num_threads()
+
     def render_band(band: tuple[int, int, int, int]) -> None:
         i0, i1, fy0, fy1 = band
+        if torch.get_num_threads() != threads:  # a pool thread: same intra-op threads as the caller
+            torch.set_num_threads(threads)
 
         def step(done: float) -> None:
             if cancel is not None and cancel():
