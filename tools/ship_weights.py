@@ -25,6 +25,7 @@ def main() -> int:
     ap.add_argument("kind", choices=["fast", "liif"])
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared/data/bench/Set14"))
     ap.add_argument("--psnr-json", help="eval JSON whose rows for this model go into the meta")
+    ap.add_argument("--history", help="how the checkpoint was trained (phases, commands), kept in the meta")
     args = ap.parse_args()
     model, config, meta = load_weights(args.checkpoint)
     half = copy.deepcopy(model)
@@ -44,6 +45,8 @@ def main() -> int:
     meta["stored_as"] = "fp16" if use_half else "fp32"
     meta["training_data"] = ["shared/data/train/bsds500 (train+test, 400 photos)",
                              "shared/data/train/photos (54 Debian wallpaper/puzzle photos, halved)"]
+    if args.history:
+        meta["history"] = args.history
     if args.psnr_json:
         meta["eval"] = json.loads(Path(args.psnr_json).read_text())
     out = resource_dir() / f"{args.kind}.pt"
