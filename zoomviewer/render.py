@@ -60,6 +60,8 @@ class Latent:
         # one more than the receptive radius: the first layer's 3x3 reads one code further
         self.halo = int(model.encoder.receptive_radius) + 1
         self.channels = int(model.encoder.out_dim)
+        # fp32 codes and first-layer term per tile (edge tiles are counted as full ones)
+        self.tile_bytes = (self.channels + int(model.code_features_dim)) * 4 * self.tile ** 2
         self.budget_bytes = int(budget_mb * 2**20)
         self._tiles: OrderedDict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         # render workers share the cache: one encoding per tile, the others wait for it
@@ -106,9 +108,7 @@ class Latent:
             with self._lock:
                 self.tiles_encoded += 1
                 self._tiles[key] = entry
-                feat, pre = entry
-                per_tile = (feat.shape[0] * feat.element_size() + pre.shape[2] * pre.element_size()) * self.tile ** 2
-                while len(self._tiles) > 1 and len(self._tiles) * per_tile > self.budget_bytes:
+                while len(self._tiles) > 1 and len(self._tiles) * self.tile_bytes > self.budget_bytes:
                     self._tiles.popitem(last=False)
         finally:
             with self._lock:
@@ -116,31 +116,31 @@ class Latent:
             ready.set()
         return entry
 
+    def _tile_keys(self, y0: int, y1: int, x0: int, x1: int) -> list[tuple[int, int]]:
+        t = self.tile
+        return [(ty, tx) for ty in range(y0 // t, (y1 - 1) // t + 1) for tx in range(x0 // t, (x1 - 1) // t + 1)]
+
     def _assemble(self, y0: int, y1: int, x0: int, x1: int, which: int) -> torch.Tensor:
         if not (0 <= y0 < y1 <= self.height and 0 <= x0 < x1 <= self.width):
             raise ValueError(f"block {(y0, y1, x0, x1)} outside the {self.height}x{self.width} latent")
         t = self.tile
         out = None
-        for ty in range(y0 // t, (y1 - 1) // t + 1):
-            for tx in range(x0 // t, (x1 - 1) // t + 1):
-                part = self._tile(ty, tx)[which]
-                if which == 0:
-                    part = part.permute(1, 2, 0)  # features are stored (C, h, w)
-                if out is None:
-                    out = torch.empty(y1 - y0, x1 - x0, part.shape[2], device=self.device)
-                ay0, ay1 = max(y0, ty * t), min(y1, ty * t + part.shape[0])
-                ax0, ax1 = max(x0, tx * t), min(x1, tx * t + part.shape[1])
-                out[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0] = part[ay0 - ty * t:ay1 - ty * t,
-                                                               ax0 - tx * t:ax1 - tx * t]
+        for ty, tx in self._tile_keys(y0, y1, x0, x1):
+            part = self._tile(ty, tx)[which]
+            if which == 0:
+                part = part.permute(1, 2, 0)  # features are stored (C, h, w)
+            if out is None:
+                out = torch.empty(y1 - y0, x1 - x0, part.shape[2], device=self.device)
+            ay0, ay1 = max(y0, ty * t), min(y1, ty * t + part.shape[0])
+            ax0, ax1 = max(x0, tx * t), min(x1, tx * t + part.shape[1])
+            out[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0] = part[ay0 - ty * t:ay1 - ty * t,
+                                                           ax0 - tx * t:ax1 - tx * t]
         return out
 
     def ensure(self, y0: int, y1: int, x0: int, x1: int, workers: int) -> None:
         """Encode the missing tiles of a block, `workers` at a time (each on its own thread)."""
-        t = self.tile
-        keys = [(ty, tx) for ty in range(y0 // t, (y1 - 1) // t + 1) for tx in range(x0 // t, (x1 - 1) // t + 1)
-                if (ty, tx) not in self._tiles]
-        per_tile = (self.channels + self.model.table_dim) * 4 * t * t
-        if workers > 1 and 1 < len(keys) <= self.budget_bytes // (2 * per_tile):
+        keys = [key for key in self._tile_keys(y0, y1, x0, x1) if key not in self._tiles]
+        if workers > 1 and 1 < len(keys) <= self.budget_bytes // (2 * self.tile_bytes):
             with ThreadPoolExecutor(min(workers, len(keys))) as pool:
                 for _ in pool.map(lambda key: self._tile(*key), keys):
                     pass

@@ -131,6 +131,8 @@ def train(data: list[str], kind: str, out: str, iters: int, batch: int = 16, lr:
         model, config, meta = load_weights(out_p)
         model.config, model.meta = config, meta
         start = int(meta.get("iterations", 0))
+        if encoder_from:
+            print(f"{out} exists: resuming it, --encoder-from is not used", file=sys.stderr)
     else:
         config = {"kind": kind, "encoder": "edsr-baseline", "residual": residual}
         model, meta, start = new_model(config), {}, 0
@@ -142,8 +144,6 @@ def train(data: list[str], kind: str, out: str, iters: int, batch: int = 16, lr:
                 raise ValueError(f"{encoder_from}: its encoder is not an EDSR-baseline like the "
                                  f"new model's, so it cannot start this one") from None
             meta["encoder_from"] = f"{Path(encoder_from).name} ({donor.meta.get('iterations', '?')} iterations)"
-    if out_p.exists() and encoder_from:
-        print(f"{out} exists: resuming it, --encoder-from is not used", file=sys.stderr)
     model.train()
     # a new decoder on a trained encoder is first fitted with the encoder frozen: trained
     # jointly from the start, its random gradients disturb the encoder and kill render units

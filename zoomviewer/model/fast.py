@@ -54,6 +54,10 @@ class FastLIIF(ContinuousImage):
     def table_dim(self) -> int:
         return self.width + self.depth * self.width * 2
 
+    @property
+    def code_features_dim(self) -> int:
+        return self.latent_in.out_features
+
     def code_features(self, feat: torch.Tensor) -> torch.Tensor:
         """The latent MLP's feature term (B,208,h,w); zoom-independent, cached per tile."""
         return self._first_conv(feat, self.latent_in.weight)
@@ -99,12 +103,11 @@ class FastLIIF(ContinuousImage):
         # sum is small, and only one full-size add remains
         h = (codes[..., :self.width] + rel_x * w_rel[:, 1]) + rel_y * w_rel[:, 0]
         # rendering writes each layer over its input; training needs the inputs for autograd
-        reuse = None if torch.is_grad_enabled() else h
-        h = torch.addcmul(mods[..., 0, 1, :], h, mods[..., 0, 0, :], out=reuse).relu_()
+        in_place = not torch.is_grad_enabled()
+        h = torch.addcmul(mods[..., 0, 1, :], h, mods[..., 0, 0, :], out=h if in_place else None).relu_()
         for i in range(1, self.depth):
             h = h @ self.render_hidden[i - 1].weight.t()
-            reuse = None if torch.is_grad_enabled() else h
-            h = torch.addcmul(mods[..., i, 1, :], h, mods[..., i, 0, :], out=reuse).relu_()
+            h = torch.addcmul(mods[..., i, 1, :], h, mods[..., i, 0, :], out=h if in_place else None).relu_()
         return self.render_out(h)
 
     def plain_decode(self, q_feat: torch.Tensor, rel: torch.Tensor, rel_cell: torch.Tensor) -> torch.Tensor:

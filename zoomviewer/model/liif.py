@@ -128,6 +128,10 @@ class LIIF(ContinuousImage):
     def table_dim(self) -> int:
         return self.imnet.layers[0].out_features
 
+    @property
+    def code_features_dim(self) -> int:
+        return self.imnet.layers[0].out_features
+
     def code_features(self, feat: torch.Tensor) -> torch.Tensor:
         """The first layer's feature term W_f * unfold(feat), (B,256,h,w). It does not depend
         on the zoom, so a latent can keep it per tile."""
