@@ -15,6 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "zoomviewer"
 LAYERS = [
     {"geometry", "images", "resample", "bundled", "resources"},
     {"model"},
+    {"latent"},
     {"render"},
     {"export"},
     # ---- the Qt line ----
@@ -25,7 +26,7 @@ LAYERS = [
     {"exportdialog"},
     {"window"},
 ]
-QT_LINE = 4
+QT_LINE = 5
 QT_ROOMS = set().union(*LAYERS[QT_LINE:])
 # Entry points and tools that sit where they do; only the pure ones may be imported by rooms.
 FREE = {"__init__", "__main__", "cli", "train", "evaluate", "bench", "explain"}

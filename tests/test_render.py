@@ -88,6 +88,18 @@ def test_full_render_equals_paper_formulation(setup, scale):
     assert np.abs(ours - ref).max() <= 1e-5
 
 
+def test_minified_render_equals_paper_formulation(setup):
+    """Below x1 neighbouring pixels skip codes, so the renderer gathers codes instead of
+    taking slices of the table: still the same picture. (2e-5: the fast model's table
+    folds the latent MLP into one affine map, a different summation order; with these
+    deliberately large test weights that reaches 1.3e-5 here, 0.003/255.)"""
+    model, img, latent = setup
+    h, w = img.shape[:2]
+    out_h, out_w = round(h * 0.6), round(w * 0.6)
+    ours = render_region(latent, (0, 0, w, h), (out_w, out_h))
+    assert np.abs(ours - full_reference(model, img, out_h, out_w)).max() <= 2e-5
+
+
 @pytest.mark.parametrize("scale", [2.5, 12.3])
 def test_sub_region_is_crop_of_full_render(setup, scale):
     model, img, latent = setup

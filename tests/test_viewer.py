@@ -33,7 +33,7 @@ def instrument(model, before_decode=None) -> dict:
     """Count the model's decoder and encoder calls (optionally running a hook before each
     decode): the model stays the real tiny model."""
     calls = {"decode": 0, "encode": 0}
-    decode, encode = model.decode, model.encoder.forward
+    decode, encode = model.decode_hidden, model.encoder.forward
 
     def counted_decode(*args, **kwargs):
         calls["decode"] += 1
@@ -45,7 +45,7 @@ def instrument(model, before_decode=None) -> dict:
         calls["encode"] += 1
         return encode(*args, **kwargs)
 
-    model.decode = counted_decode
+    model.decode_hidden = counted_decode
     model.encoder.forward = counted_encode
     return calls
 

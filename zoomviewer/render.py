@@ -1,8 +1,6 @@
 """Viewport rendering: the one place that turns a region of the photo into queries.
 
-Latent        the photo's feature map, encoded lazily in tiles (with a halo of the
-              encoder's receptive radius, so tiles equal the whole-image encoding) and
-              kept in an LRU under a memory budget, on the compute device.
+Latent (latent.py) the photo's feature map and the decoder's per-code tables, cached.
 render_region decodes exactly the pixels of an image-space rectangle at any real scale.
               Pixel (i, j) of a W x H render of region (x, y, w, h) is the query at
               source point (x + (j + 1/2) w/W, y + (i + 1/2) h/H) with cell (h/H, w/W)
@@ -19,143 +17,23 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .model import blend_weights, ensemble_axis, pick_device
+from .latent import Latent, reduced_precision
+from .model import ensemble_axis
+from .model.liif import AREA_EPS
 
 Region = Sequence[float]  # (x, y, w, h) in source pixels
 
 
 class Cancelled(Exception):
     """Raised inside a render when its cancel() callback says the result is no longer wanted."""
-
-
-class Latent:
-    """The feature map of one photo, encoded on demand, tile by tile.
-
-    `image` is float32 HxWx3 in [0, 1]; it is referenced, not copied (the caller keeps it
-    unchanged). Each tile keeps the latent codes and the decoder's zoom-independent
-    first-layer term (`code_features`), so a new zoom or pan over cached tiles costs only
-    the decoder. Tiles live on `device`; least recently used ones are dropped beyond
-    `budget_mb`.
-    """
-
-    def __init__(self, model: torch.nn.Module, image: np.ndarray, device: torch.device | str | None = None,
-                 tile: int = 256, budget_mb: float = 1536) -> None:
-        if image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError("the image must be an HxWx3 array")
-        self.device = pick_device(None) if device is None else torch.device(device)
-        # channels-last convolutions run the encoder ~1.5x faster on CPU (oneDNN) and suit cuDNN
-        self.model = model.to(self.device).eval().to(memory_format=torch.channels_last)
-        self.image = image
-        self.height, self.width = image.shape[:2]
-        self.tile = int(tile)
-        # one more than the receptive radius: the first layer's 3x3 reads one code further
-        self.halo = int(model.encoder.receptive_radius) + 1
-        self.channels = int(model.encoder.out_dim)
-        # fp32 codes and first-layer term per tile (edge tiles are counted as full ones)
-        self.tile_bytes = (self.channels + int(model.code_features_dim)) * 4 * self.tile ** 2
-        self.budget_bytes = int(budget_mb * 2**20)
-        self._tiles: OrderedDict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
-        # render workers share the cache: one encoding per tile, the others wait for it
-        self._lock = threading.Lock()
-        self._pending: dict[tuple[int, int], threading.Event] = {}
-        self.tiles_encoded = 0  # how many tile encodings ran (re-encodes after eviction count again)
-
-    @property
-    def tiles_cached(self) -> int:
-        return len(self._tiles)
-
-    def source(self, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
-        """Normalised source pixels (3, y1-y0, x1-x0) on the device."""
-        crop = np.ascontiguousarray(self.image[y0:y1, x0:x1])
-        t = torch.from_numpy(crop).to(self.device, torch.float32).permute(2, 0, 1)
-        return (t - 0.5) / 0.5
-
-    @torch.no_grad()
-    def _encode_tile(self, ty: int, tx: int) -> tuple[torch.Tensor, torch.Tensor]:
-        t, r = self.tile, self.halo
-        y0, x0 = ty * t, tx * t
-        y1, x1 = min(y0 + t, self.height), min(x0 + t, self.width)
-        cy0, cx0 = max(y0 - r, 0), max(x0 - r, 0)
-        cy1, cx1 = min(y1 + r, self.height), min(x1 + r, self.width)
-        feat = self.model.encoder(self.source(cy0, cy1, cx0, cx1)[None].contiguous(memory_format=torch.channels_last))
-        pre = self.model.code_features(feat)[0]
-        inner = (slice(None), slice(y0 - cy0, y1 - cy0), slice(x0 - cx0, x1 - cx0))
-        return feat[0][inner].contiguous(), pre[inner].permute(1, 2, 0).contiguous()
-
-    def _tile(self, ty: int, tx: int) -> tuple[torch.Tensor, torch.Tensor]:
-        key = (ty, tx)
-        while True:
-            with self._lock:
-                if key in self._tiles:
-                    self._tiles.move_to_end(key)
-                    return self._tiles[key]
-                ready = self._pending.get(key)
-                if ready is None:
-                    ready = self._pending[key] = threading.Event()
-                    break
-            ready.wait()  # another worker is encoding it; then look again
-        try:
-            entry = self._encode_tile(ty, tx)
-            with self._lock:
-                self.tiles_encoded += 1
-                self._tiles[key] = entry
-                while len(self._tiles) > 1 and len(self._tiles) * self.tile_bytes > self.budget_bytes:
-                    self._tiles.popitem(last=False)
-        finally:
-            with self._lock:
-                del self._pending[key]
-            ready.set()
-        return entry
-
-    def _tile_keys(self, y0: int, y1: int, x0: int, x1: int) -> list[tuple[int, int]]:
-        t = self.tile
-        return [(ty, tx) for ty in range(y0 // t, (y1 - 1) // t + 1) for tx in range(x0 // t, (x1 - 1) // t + 1)]
-
-    def _assemble(self, y0: int, y1: int, x0: int, x1: int, which: int) -> torch.Tensor:
-        if not (0 <= y0 < y1 <= self.height and 0 <= x0 < x1 <= self.width):
-            raise ValueError(f"block {(y0, y1, x0, x1)} outside the {self.height}x{self.width} latent")
-        t = self.tile
-        out = None
-        for ty, tx in self._tile_keys(y0, y1, x0, x1):
-            part = self._tile(ty, tx)[which]
-            if which == 0:
-                part = part.permute(1, 2, 0)  # features are stored (C, h, w)
-            if out is None:
-                out = torch.empty(y1 - y0, x1 - x0, part.shape[2], device=self.device)
-            ay0, ay1 = max(y0, ty * t), min(y1, ty * t + part.shape[0])
-            ax0, ax1 = max(x0, tx * t), min(x1, tx * t + part.shape[1])
-            out[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0] = part[ay0 - ty * t:ay1 - ty * t,
-                                                           ax0 - tx * t:ax1 - tx * t]
-        return out
-
-    def ensure(self, y0: int, y1: int, x0: int, x1: int, workers: int) -> None:
-        """Encode the missing tiles of a block, `workers` at a time (each on its own thread)."""
-        keys = [key for key in self._tile_keys(y0, y1, x0, x1) if key not in self._tiles]
-        if workers > 1 and 1 < len(keys) <= self.budget_bytes // (2 * self.tile_bytes):
-            with ThreadPoolExecutor(min(workers, len(keys))) as pool:
-                for _ in pool.map(lambda key: self._tile(*key), keys):
-                    pass
-
-    def features(self, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
-        """Latent codes (C, y1-y0, x1-x0) for an in-bounds block, encoding missing tiles."""
-        return self._assemble(y0, y1, x0, x1, 0).permute(2, 0, 1)
-
-    def code_features(self, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
-        """The decoder's first-layer feature term (y1-y0, x1-x0, D) for an in-bounds block;
-        equal to model.code_features of the whole latent, cropped."""
-        return self._assemble(y0, y1, x0, x1, 1)
-
-    def encode_all(self) -> torch.Tensor:
-        return self.features(0, self.height, 0, self.width)
 
 
 def _axis(start: float, length: float, n_out: int, n_src: int, device) -> torch.Tensor:
@@ -167,10 +45,13 @@ def _axis(start: float, length: float, n_out: int, n_src: int, device) -> torch.
     return torch.arange(n_out, dtype=torch.float32, device=device) * step + first
 
 
-def _rel_cell(region: Region, out_size: tuple[int, int], cell_clip: bool) -> tuple[float, float]:
-    """rel_cell = cell x (H, W) = 2 x source pixels per output pixel; optionally clipped
-    to its x4 value (LTE/LMF's cell clipping) for larger scales."""
-    cy, cx = 2 * region[3] / out_size[1], 2 * region[2] / out_size[0]
+def _rel_cell(region: Region, out_size: tuple[int, int], cell_clip: bool,
+              cell: tuple[float, float] | None = None) -> tuple[float, float]:
+    """rel_cell = cell x (H, W) = 2 x source pixels per output pixel (or per `cell`);
+    optionally clipped to its x4 value (LTE/LMF's cell clipping) for larger scales."""
+    if cell is None:
+        cell = (region[3] / out_size[1], region[2] / out_size[0])
+    cy, cx = 2 * float(cell[0]), 2 * float(cell[1])
     if cell_clip:
         cy, cx = max(cy, 0.5), max(cx, 0.5)
     return cy, cx
@@ -221,17 +102,21 @@ class _Progress:
 
 
 @torch.no_grad()
-def render_region(latent: Latent, region: Region, out_size: tuple[int, int], *, chunk: int = 16384,
+def render_region(latent: Latent, region: Region, out_size: tuple[int, int], *, chunk: int = 32768,
                   cancel: Callable[[], bool] | None = None, progress: Callable[[float], None] | None = None,
-                  cell_clip: bool = False, table_budget: int = 24_000_000, workers: int | None = None) -> np.ndarray:
+                  cell_clip: bool = False, cell: tuple[float, float] | None = None,
+                  table_budget: int = 24_000_000, workers: int | None = None) -> np.ndarray:
     """Decode the W x H display pixels of `region` -> float32 HxWx3 in [0, 1].
 
-    Output rows are processed in bands; each band crops the latent's cached first-layer
-    term to the code rows its queries touch and builds the per-code table once. Within
-    a band, each ensemble member's output rows fall into runs that share one code row;
-    a run is decoded with that code row broadcast over it (no per-query gather), `chunk`
-    queries at a time so the working set stays in cache. Bands run on `workers` threads
-    (default: render_workers); every pixel's arithmetic is the same whatever the split.
+    The decoder's per-code table for the codes the region touches comes from the
+    latent's table cache (computed once per zoom and shared by every render inside that
+    block); a block too big for that cache is done in bands of output rows, each with its
+    own table of at most `table_budget` values. Output rows are decoded in bands on
+    `workers` threads (default: render_workers), `chunk` queries at a time so the working
+    set stays in cache; every pixel's arithmetic is the same whatever the split.
+    `cell` (height, width in source pixels) replaces the output pixel's own size as the
+    decoder's cell: the viewer's coarse preview asks with its full pass's cell so that
+    both passes share one table.
     """
     _check(region, out_size)
     model, dev = latent.model, latent.device
@@ -241,18 +126,19 @@ def render_region(latent: Latent, region: Region, out_size: tuple[int, int], *, 
     coord_y, coord_x = _axis(y, h, out_h, H, dev), _axis(x, w, out_w, W, dev)
     ys = ensemble_axis(coord_y, H, model.local_ensemble)
     xs = ensemble_axis(coord_x, W, model.local_ensemble)
-    cy, cx = _rel_cell(region, (out_w, out_h), cell_clip)
-    rel_cell = torch.tensor([[cy, cx]], device=dev)
+    rel_cell = _rel_cell(region, (out_w, out_h), cell_clip, cell)
 
     fx0 = int(min(int(i.min()) for i, _ in xs))
     fx1 = int(max(int(i.max()) for i, _ in xs)) + 1
     rows_np = [i.cpu().numpy() for i, _ in ys]
     row_lo = np.minimum.reduce(rows_np)
     row_hi = np.maximum.reduce(rows_np)
+    fy0, fy1 = int(row_lo[0]), int(row_hi[-1]) + 1
     workers = render_workers(dev) if workers is None else max(1, int(workers))
-    band_rows = max(1, table_budget // ((fx1 - fx0) * model.table_dim))
+    whole = latent.planes_bytes((fy1 - fy0) * (fx1 - fx0)) <= latent.planes_budget_bytes
+    band_rows = fy1 - fy0 if whole else max(1, table_budget // ((fx1 - fx0) * model.table_dim))
     if workers > 1:
-        band_rows = min(band_rows, max(1, -(-int(row_hi[-1] - row_lo[0] + 1) // workers)))
+        band_rows = min(band_rows, max(1, -(-(fy1 - fy0) // workers)))
     if model.residual:
         by, bx = _bilinear_axis(coord_y, H), _bilinear_axis(coord_x, W)
     bands = []
@@ -264,14 +150,15 @@ def render_region(latent: Latent, region: Region, out_size: tuple[int, int], *, 
         i0 = i1
 
     if workers > 1:
-        latent.ensure(int(row_lo[0]), int(row_hi[-1]) + 1, fx0, fx1, workers)
+        latent.ensure(fy0, fy1, fx0, fx1, workers)
+    block = latent.planes(fy0, fy1, fx0, fx1, rel_cell, workers) if whole else None
     out = np.empty((out_h, out_w, 3), dtype=np.float32)
     tracker = _Progress(out_h, progress)
 
     threads = torch.get_num_threads()
 
     def render_band(band: tuple[int, int, int, int]) -> None:
-        i0, i1, fy0, fy1 = band
+        i0, i1, by0, by1 = band
         if torch.get_num_threads() != threads:  # a pool thread: same intra-op threads as the caller
             torch.set_num_threads(threads)
 
@@ -281,9 +168,12 @@ def render_region(latent: Latent, region: Region, out_size: tuple[int, int], *, 
             if done > 0:
                 tracker.update(i0, done * (i1 - i0))
 
-        with torch.no_grad(), _reduced_precision(dev):  # both are per thread
-            table = model.table_from_features(latent.code_features(fy0, fy1, fx0, fx1)[None], rel_cell)[0]
-            pred = _decode_band(model, table, ys, xs, rows_np, i0, i1, fy0, fx0, chunk, step)
+        with torch.no_grad(), reduced_precision(dev):  # both are per thread
+            if block is not None:
+                planes = block[:, by0 - fy0:by1 - fy0]
+            else:
+                planes = latent.planes(by0, by1, fx0, fx1, rel_cell, keep=False)
+            pred = _decode_band(model, planes, ys, xs, i0, i1, by0, fx0, chunk, step)
             if model.residual:
                 pred += _bilinear_rows(latent, by, bx, i0, i1)
             out[i0:i1] = (pred * 0.5 + 0.5).clamp_(0, 1).cpu().numpy()
@@ -298,57 +188,134 @@ def render_region(latent: Latent, region: Region, out_size: tuple[int, int], *, 
     return out
 
 
-def _reduced_precision(device: torch.device):
-    """fp16 matmuls on CUDA (coordinates and blending stay fp32: they are computed outside
-    and `pred.float()` accumulates); full precision elsewhere."""
-    return torch.autocast("cuda", dtype=torch.float16, enabled=device.type == "cuda")
+class AxisBlock(NamedTuple):
+    """Output positions along one axis of a band, grouped into pieces of equal length
+    that each use one code per ensemble member."""
+    index: np.ndarray          # (G, L) output positions (relative to the band)
+    codes: np.ndarray          # (members, G) code index of each piece, per member
+    rel: torch.Tensor          # (members, G, L) rel_coord of each position, per member
 
 
-def _runs(codes: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray]:
-    """Starts and lengths of the runs of equal values in a non-decreasing index array, runs
-    longer than `cap` cut into pieces (at high zoom one run alone would exceed a chunk, and
-    matmuls that big fall out of cache)."""
-    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-    lengths = np.diff(np.r_[starts, len(codes)])
-    pieces = -(-lengths // cap)
-    offsets = np.arange(pieces.sum()) - np.repeat(np.cumsum(pieces) - pieces, pieces)
-    starts = np.repeat(starts, pieces) + offsets * cap
-    lengths = np.minimum(np.repeat(lengths, pieces) - offsets * cap, cap)
-    return starts, lengths
+def _axis_blocks(codes: list[np.ndarray], rels: list[torch.Tensor], min_pieces: int = 4) -> list[AxisBlock]:
+    """Split one axis into pieces where every member keeps its code. Each stretch of at
+    least `min_pieces` segments whose codes all step by one becomes a block, its segments
+    cut to the shortest inner segment length L (so its codes are a slice of the table:
+    no gather); every other position becomes a piece of length 1 (codes gathered)."""
+    n = len(codes[0])
+    change = np.zeros(n, dtype=bool)
+    change[0] = True
+    for c in codes:
+        change[1:] |= c[1:] != c[:-1]
+    starts = np.flatnonzero(change)
+    lengths = np.diff(np.r_[starts, n])
+    steps = np.ones(len(starts) - 1, dtype=bool)
+    for c in codes:
+        steps &= np.diff(c[starts]) == 1
+    breaks = np.r_[0, np.flatnonzero(~steps) + 1, len(starts)]
+    taken = np.zeros(n, dtype=bool)
+    indices = []
+    for k0, k1 in zip(breaks[:-1], breaks[1:]):
+        if k1 - k0 < min(min_pieces, len(starts)):
+            continue
+        inner = lengths[k0 + 1:k1 - 1] if k1 - k0 > 2 else lengths[k0:k1]
+        length = int(inner.min())
+        while k1 - k0 > 1 and lengths[k0] < length:  # a short first or last segment (the view's edge)
+            k0 += 1
+        while k1 - k0 > 1 and lengths[k1 - 1] < length:
+            k1 -= 1
+        length = min(length, int(lengths[k0:k1].min()))
+        index = starts[k0:k1, None] + np.arange(length)[None, :]
+        taken[index.ravel()] = True
+        indices.append(index)
+    rest = np.flatnonzero(~taken)
+    if len(rest):
+        indices.append(rest[:, None])
+    rel = torch.stack(rels)
+    return [AxisBlock(index, np.stack([c[index[:, 0]] for c in codes]),
+                      rel.index_select(1, torch.from_numpy(index.ravel()).to(rel.device)).view(len(rels), *index.shape))
+            for index in indices]
 
 
-def _decode_band(model, table: torch.Tensor, ys, xs, rows_np, i0: int, i1: int, fy0: int, fx0: int,
+def _member_table(planes: torch.Tensor, rows: np.ndarray, cols: np.ndarray) -> torch.Tensor:
+    """planes (P, h, w, K), the table stored part by part; rows (A, g) and cols (B, c), the
+    code rows and columns of each member -> their codes as (A, B, g, 1, 1, c, P, K).
+    Along an axis where each member's codes are consecutive and the members a fixed
+    number of codes apart (the main block), that is a strided view: nothing is copied."""
+    def strided(codes: np.ndarray) -> bool:
+        offsets = codes - codes[:1]
+        return bool((np.diff(codes[0]) == 1).all() and (offsets == offsets[:, :1]).all())
+
+    def pick(t: torch.Tensor, dim: int, codes: np.ndarray) -> torch.Tensor:
+        """t with dimension `dim` replaced by (members, pieces), as a view."""
+        size, stride = list(t.shape), list(t.stride())
+        size[dim:dim + 1] = codes.shape
+        stride[dim:dim + 1] = [int(codes[-1, 0] - codes[0, 0]) * stride[dim], stride[dim]]
+        return t.as_strided(size, stride, t.storage_offset() + int(codes[0, 0]) * t.stride(dim))
+
+    if strided(rows) and strided(cols):
+        picked = pick(pick(planes, 1, rows), 3, cols)              # (P, A, g, B, c, K)
+    else:  # a gather of exactly the codes used (a view of the planes cannot be index_selected without a full copy)
+        r = torch.from_numpy(rows.ravel()).to(planes.device)
+        q = torch.from_numpy(cols.ravel()).to(planes.device)
+        picked = torch.ops.aten.index.Tensor(planes, [None, r[:, None], q[None, :]])
+        picked = picked.view(planes.shape[0], *rows.shape, *cols.shape, planes.shape[3])
+    return picked.permute(1, 3, 2, 4, 0, 5)[:, :, :, None, None]
+
+
+def _decode_band(model, planes: torch.Tensor, ys, xs, i0: int, i1: int, fy0: int, fx0: int,
                  chunk: int, step: Callable[[float], None]) -> torch.Tensor:
-    """Blend of the ensemble members' predictions for output rows i0:i1 -> (R, W, 3)."""
-    dev = table.device
+    """Blend of the ensemble members' predictions for output rows i0:i1 -> (R, W, 3).
+
+    Rows and columns are grouped into pieces that share each member's code (AxisBlock).
+    A chunk is laid out (member y, member x, row piece, row in piece, column in piece,
+    column piece, K): the codes are a strided view of the table (contiguous in the last
+    two dimensions, broadcast over the positions within a piece), so no query gathers
+    its codes, and all members run in the same few large operations. The members' last
+    hidden layers are blended and the output layer is applied once. `chunk` bounds the
+    queries (pixels x members) of one chunk.
+    """
+    dev = planes.device
     n_rows, n_cols = i1 - i0, xs[0][0].shape[0]
-    rel_y = [ry[i0:i1] for _, ry in ys]
-    rel_x = [rx for _, rx in xs]
-    # one extra (scratch) row absorbs the padding of runs shorter than the longest
-    acc = torch.zeros(n_rows + 1, n_cols, 3, device=dev)
-    ix_local = [ix - fx0 for ix, _ in xs]
+    row_blocks = _axis_blocks([i[i0:i1].cpu().numpy() - fy0 for i, _ in ys], [r[i0:i1] for _, r in ys])
+    col_blocks = _axis_blocks([i.cpu().numpy() - fx0 for i, _ in xs], [r for _, r in xs])
+    pixels = max(1, chunk // (len(ys) * len(xs)))
+    out = torch.empty(n_rows, n_cols, 3, device=dev)
+    pieces = []
+    for rb in row_blocks:
+        for cb in col_blocks:
+            g_n, l_n = rb.index.shape
+            c_n, m_n = cb.index.shape
+            per_c = max(1, min(c_n, pixels // max(1, l_n * m_n)))
+            per_g = max(1, pixels // (l_n * per_c * m_n))
+            pieces += [(rb, cb, g0, min(g0 + per_g, g_n), c0, min(c0 + per_c, c_n))
+                       for g0 in range(0, g_n, per_g) for c0 in range(0, c_n, per_c)]
+    total = sum((g1 - g0) * rb.index.shape[1] * (c1 - c0) * cb.index.shape[1] for rb, cb, g0, g1, c0, c1 in pieces)
+    done = 0
     step(0.0)
-    for a, codes_np in enumerate(rows_np):
-        starts, lengths = _runs(codes_np[i0:i1], max(1, chunk // n_cols))
-        longest = int(lengths.max())
-        pad = np.arange(longest)
-        rows = np.where(pad[None, :] < lengths[:, None], starts[:, None] + pad[None, :], n_rows)
-        rows_t = torch.from_numpy(rows).to(dev)
-        code_rows = torch.from_numpy(codes_np[i0:i1][starts] - fy0).to(dev)
-        ry_all = [torch.cat((r, r.new_zeros(1)))[rows_t] for r in rel_y]  # (G, L) per y-member
-        per_chunk = max(1, chunk // (longest * n_cols))
-        for g0 in range(0, len(starts), per_chunk):
-            g1 = min(g0 + per_chunk, len(starts))
-            band = table.index_select(0, code_rows[g0:g1])
-            ry_g = [r[g0:g1, :, None] for r in ry_all]  # (G, L, 1)
-            weights = blend_weights(ry_g, [r[None, None, :] for r in rel_x])
-            for b in range(len(xs)):
-                codes = band.index_select(1, ix_local[b])[:, None]  # (G, 1, W, D)
-                pred = model.decode(codes, ry_g[a][..., None], rel_x[b][None, None, :, None])
-                pred = pred.float() * weights[a * len(xs) + b][..., None]
-                acc.index_add_(0, rows_t[g0:g1].reshape(-1), pred.reshape(-1, n_cols, 3))
-            step((a + g1 / len(starts)) / len(rows_np))
-    return acc[:n_rows]
+    for rb, cb, g0, g1, c0, c1 in pieces:
+        ry = rb.rel[:, None, g0:g1, :, None, None]                      # (A, 1, g, L, 1, 1)
+        rx = cb.rel[None, :, c0:c1].transpose(2, 3)[:, :, None, None]   # (1, B, 1, 1, M, c)
+        codes = _member_table(planes, rb.codes[:, g0:g1], cb.codes[:, c0:c1])
+        h = model.decode_hidden(codes, ry[..., None], rx[..., None])    # (A, B, g, L, M, c, K)
+        h.mul_(_member_weights(ry, rx)[..., None])
+        pred = model.project(h.sum((0, 1))).float()                    # (g, L, M, c, 3)
+        rows = torch.from_numpy(rb.index[g0:g1]).to(dev)
+        cols = torch.from_numpy(cb.index[c0:c1].T.copy()).to(dev)
+        # index_put_ rather than indexing syntax: the latter holds the GIL, and tiles render on parallel threads
+        out.index_put_((rows[:, :, None, None], cols[None, None]), pred)
+        done += rows.numel() * cols.numel()
+        step(done / total)
+    return out
+
+
+def _member_weights(ry: torch.Tensor, rx: torch.Tensor) -> torch.Tensor:
+    """Local-ensemble weights laid out like the members: (A, 1, ...) x (1, B, ...) rel
+    coords -> (A, B, ...), each member weighted by the diagonally opposite member's area
+    (blend_weights, stacked)."""
+    if ry.shape[0] == 1 and rx.shape[1] == 1:
+        return torch.ones_like(ry * rx)
+    opposite = (ry.flip(0) * rx.flip(1)).abs_().add_(AREA_EPS)  # the flips are of the small factors
+    return opposite.div_(opposite.sum((0, 1)))
 
 
 def _bilinear_rows(latent: Latent, by, bx, r0: int, r1: int) -> torch.Tensor:

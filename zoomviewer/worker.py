@@ -23,7 +23,8 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +35,7 @@ from PySide6.QtGui import QImage
 from .export import export_view
 from .geometry import View, bounding_rect, global_region, tile_parts
 from .model import load_weights, pick_device
-from .render import Cancelled, Latent, render_region
+from .render import Cancelled, Latent, render_region, render_workers
 from .resample import bicubic_region
 
 MODEL, BICUBIC, AREA = "model", "bicubic", "area"
@@ -308,6 +309,9 @@ class RenderWorker(QThread):
                     self._pending = request
         except Exception as e:  # a failed render must not end the thread; the GUI says it
             self.request_failed.emit(request.request_id, f"rendering failed: {e}")
+        finally:
+            if self._latent is not None:
+                self._latent.forget_planes()
 
     def _effective(self, kind: str, zoom: float) -> str:
         if zoom <= 1.0:
@@ -342,6 +346,9 @@ class RenderWorker(QThread):
         total = sum(cost[e] * _pixels(p.rect) for e, p in units) + (model_pixels / COARSE_FACTOR ** 2 if coarse else 0)
         done = 0.0
         last_percent = -1
+        # every model render of this view, the coarse preview included, uses the display
+        # pixel's cell, so they all share the latent's one code table for this zoom
+        cell = (1 / view.zoom, 1 / view.zoom)
 
         def report(extra: float) -> None:
             nonlocal last_percent
@@ -357,26 +364,60 @@ class RenderWorker(QThread):
                 size = (max(1, -(-(rect[2] - rect[0]) // COARSE_FACTOR)), max(1, -(-(rect[3] - rect[1]) // COARSE_FACTOR)))
                 weight = model_pixels / COARSE_FACTOR ** 2
                 image = self._render_pixels(MODEL, global_region(rect, view.zoom), size, cancel,
-                                            lambda f: report(f * weight))
+                                            lambda f: report(f * weight), cell)
                 done += weight
                 for kind in by_effect[MODEL]:
                     self.piece_ready.emit(RenderPiece(request.request_id, kind, view, rect, image, coarse=True))
+            if effect == MODEL:
+                break
             weight = cost[effect] * _pixels(part.rect)
-            image = self._render_pixels(effect, part.region, part.out_size, cancel, lambda f: report(f * weight))
+            image = self._render_pixels(effect, part.region, part.out_size, cancel, lambda f: report(f * weight), cell)
             done += weight
-            self._cache_put((effect, view.zoom, part.key), part.rect, image)
-            for kind in by_effect[effect]:
-                self.piece_ready.emit(RenderPiece(request.request_id, kind, view, part.rect, image))
+            self._finished(request, view, effect, by_effect[effect], part, image)
+        for part, image in self._model_tiles(missing.get(MODEL, []), cancel, cell, report):
+            done += _pixels(part.rect)
             report(0)
+            self._finished(request, view, MODEL, by_effect[MODEL], part, image)
         if cancel():
             raise Cancelled()
         self.progress_changed.emit(request.request_id, 1.0)
         self.request_finished.emit(request.request_id, time.perf_counter() - started)
 
-    def _render_pixels(self, effect: str, region, out_size, cancel, progress) -> QImage:
+    def _finished(self, request: RenderRequest, view: View, effect: str, kinds: list[str], part, image: QImage) -> None:
+        self._cache_put((effect, view.zoom, part.key), part.rect, image)
+        for kind in kinds:
+            self.piece_ready.emit(RenderPiece(request.request_id, kind, view, part.rect, image))
+
+    def _model_tiles(self, parts: list, cancel, cell, report) -> Iterator[tuple]:
+        """(part, image) for the model's sharp tiles, as they finish. On a multi-core CPU
+        several tiles are decoded at once, each on one thread: a tile is too small an
+        operation to split well over threads. Progress is then reported per tile."""
+        lanes = min(render_workers(self.device), len(parts))
+        if lanes <= 1:
+            for part in parts:
+                weight = _pixels(part.rect)
+                yield part, self._render_pixels(MODEL, part.region, part.out_size, cancel,
+                                                lambda f: report(f * weight), cell)
+            return
+        threads = torch.get_num_threads()
+
+        def job(part) -> QImage:
+            if torch.get_num_threads() != threads:  # a pool thread: the render thread's intra-op threads
+                torch.set_num_threads(threads)
+            return self._render_pixels(MODEL, part.region, part.out_size, cancel, None, cell, workers=1)
+
+        pool = ThreadPoolExecutor(lanes)
+        try:
+            futures = {pool.submit(job, part): part for part in parts}  # centre first, as listed
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _render_pixels(self, effect: str, region, out_size, cancel, progress, cell=None, workers=None) -> QImage:
         if effect == MODEL:
             rgb = render_region(self._get_latent(), region, out_size, cancel=cancel, progress=progress,
-                                cell_clip=self.cell_clip)
+                                cell_clip=self.cell_clip, cell=cell, workers=workers)
         elif effect == BICUBIC:
             rgb = bicubic_region(self._image, region, out_size)
         else:

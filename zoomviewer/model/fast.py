@@ -9,9 +9,9 @@ to the code and the cell, so per query only rel_coord remains to be added.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from .kernels import linear
 from .liif import ContinuousImage
 
 
@@ -62,22 +62,24 @@ class FastLIIF(ContinuousImage):
         """The latent MLP's feature term (B,208,h,w); zoom-independent, cached per tile."""
         return self._first_conv(feat, self.latent_in.weight)
 
-    def table_from_features(self, pre: torch.Tensor, rel_cell: torch.Tensor) -> torch.Tensor:
+    def table_from_features(self, pre: torch.Tensor, rel_cell: torch.Tensor, affine=None) -> torch.Tensor:
         """pre (B,h,w,208) from code_features, rel_cell (B,2) -> (B,h,w,16 + 192) per code:
         the render MLP's first-layer pre-activation without the rel_coord term, then for
         each hidden layer the modulation folded with that layer's bias: h -> (W h) * scale
         + shift, where scale = 1 + m_scale and shift = b * (1 + m_scale) + m_shift.
-        All of that is affine in the latent MLP's hidden layer, so it is one matmul."""
+        All of that is affine in the latent MLP's hidden layer, so it is one matmul.
+        `affine`: table_affine(rel_cell), when the caller computed it once for many blocks."""
+        const, weight, bias = affine if affine is not None else self.table_affine(rel_cell)
+        hidden = (pre + const.to(pre.dtype)[:, None, None, :]).relu_()
+        if bias.shape[0] == 1:
+            return linear(hidden, weight.to(hidden.dtype), bias[0].to(hidden.dtype))
+        return linear(hidden, weight.to(hidden.dtype)) + bias.to(hidden.dtype)[:, None, None, :]
+
+    def table_affine(self, rel_cell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(const (B, hidden), weight (208, hidden), bias (B, 208)): the latent MLP's hidden
+        layer is relu(pre + const), and table = hidden @ weight.T + bias."""
         w = self.latent_in.weight
         const = self.latent_in.bias + rel_cell.to(w.dtype) @ w[:, self.feat_dim:].t()
-        hidden = (pre + const.to(pre.dtype)[:, None, None, :]).relu_()
-        weight, bias = self._table_affine(rel_cell)
-        if bias.shape[0] == 1:
-            return F.linear(hidden, weight.to(hidden.dtype), bias[0].to(hidden.dtype))
-        return F.linear(hidden, weight.to(hidden.dtype)) + bias.to(hidden.dtype)[:, None, None, :]
-
-    def _table_affine(self, rel_cell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(weight (208, hidden), bias (B, 208)) such that table = hidden @ weight.T + bias."""
         wo, bo = self.latent_out.weight, self.latent_out.bias
         c, d, k = self.code_dim, self.depth, self.width
         wr = self.render_in.weight
@@ -92,23 +94,46 @@ class FastLIIF(ContinuousImage):
         b_shift = b_mod[:, 1] + layer_bias * b_scale
         weight = torch.cat((w_first, torch.stack((w_mod[:, 0], w_shift), 1).flatten(0, 2)))
         mods = torch.stack((b_scale, b_shift), 1).flatten()
-        return weight, torch.cat((b_first, mods.expand(rel_cell.shape[0], -1)), 1)
+        return const, weight, torch.cat((b_first, mods.expand(rel_cell.shape[0], -1)), 1)
+
+    @property
+    def table_parts(self) -> tuple[int, int]:
+        """The table's last dimension as (parts, width): the first-layer term, then a
+        scale and a shift per hidden layer, each `width` wide."""
+        return 1 + 2 * self.depth, self.width
 
     def decode(self, codes: torch.Tensor, rel_y: torch.Tensor, rel_x: torch.Tensor) -> torch.Tensor:
         """codes (..., 208) from code_table; rel_y, rel_x (..., 1); broadcast together
         -> raw prediction (..., 3)."""
+        return self.project(self.decode_hidden(codes.unflatten(-1, self.table_parts), rel_y, rel_x))
+
+    def decode_hidden(self, parts: torch.Tensor, rel_y: torch.Tensor, rel_x: torch.Tensor) -> torch.Tensor:
+        """The render MLP up to its last hidden layer -> (..., 16); `project` finishes it.
+        parts (..., 13, 16): the codes' table split as table_parts (any strides: a renderer
+        passes slices of a table stored part by part, so each part is contiguous per code).
+        The output layer is affine, so a renderer can blend the ensemble members' hidden
+        layers and project once."""
         w_rel = self.render_in.weight[:, self.code_dim:self.code_dim + 2]
-        mods = codes[..., self.width:].unflatten(-1, (self.depth, 2, self.width))
-        # the x term joins the per-code part first: when codes broadcast over rows, that
-        # sum is small, and only one full-size add remains
-        h = (codes[..., :self.width] + rel_x * w_rel[:, 1]) + rel_y * w_rel[:, 0]
+        # Layer 0's modulation is distributed over the sum (first + x term + y term): the
+        # x part is per column and the y part per row, both small when codes broadcast,
+        # so one full-size add (with the ReLU) builds the layer's output.
+        scale = parts[..., 1, :]
+        x_part = torch.addcmul(parts[..., 2, :], parts[..., 0, :] + rel_x * w_rel[:, 1], scale)
+        y_part = (rel_y * w_rel[:, 0]) * scale
         # rendering writes each layer over its input; training needs the inputs for autograd
         in_place = not torch.is_grad_enabled()
-        h = torch.addcmul(mods[..., 0, 1, :], h, mods[..., 0, 0, :], out=h if in_place else None).relu_()
+        if in_place:  # into a row-major buffer: a broadcast sum may come out permuted, the matmuls want rows
+            h = torch.ops.aten._add_relu.out(x_part, y_part, out=x_part.new_empty(
+                torch.broadcast_shapes(x_part.shape, y_part.shape)))
+        else:
+            h = torch.relu(x_part + y_part)
         for i in range(1, self.depth):
-            h = h @ self.render_hidden[i - 1].weight.t()
-            h = torch.addcmul(mods[..., i, 1, :], h, mods[..., i, 0, :], out=h if in_place else None).relu_()
-        return self.render_out(h)
+            h = linear(h, self.render_hidden[i - 1].weight)
+            h = torch.addcmul(parts[..., 2 + 2 * i, :], h, parts[..., 1 + 2 * i, :], out=h if in_place else None).relu_()
+        return h
+
+    def project(self, hidden: torch.Tensor) -> torch.Tensor:
+        return linear(hidden, self.render_out.weight, self.render_out.bias)
 
     def plain_decode(self, q_feat: torch.Tensor, rel: torch.Tensor, rel_cell: torch.Tensor) -> torch.Tensor:
         """The formulation without precomputation: latent MLP on the query's own unfolded

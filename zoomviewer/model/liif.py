@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .encoders import make_encoder
+from .kernels import linear
 
 ENSEMBLE_EPS = 1e-6
 AREA_EPS = 1e-9
@@ -137,21 +138,45 @@ class LIIF(ContinuousImage):
         on the zoom, so a latent can keep it per tile."""
         return self._first_conv(feat, self.imnet.layers[0].weight)
 
-    def table_from_features(self, pre: torch.Tensor, rel_cell: torch.Tensor) -> torch.Tensor:
-        """pre (B,h,w,256) from code_features -> table (B,h,w,256): plus cell term and bias."""
+    def table_affine(self, rel_cell: torch.Tensor) -> torch.Tensor:
+        """The zoom's part of the table: first-layer bias plus cell term, (B, 256)."""
         first = self.imnet.layers[0]
-        const = first.bias.expand(pre.shape[0], -1)
+        const = first.bias.expand(rel_cell.shape[0], -1)
         if self.cell_decode:
             const = const + rel_cell.to(first.weight.dtype) @ first.weight[:, self.feat_dim + 2:].t()
+        return const
+
+    def table_from_features(self, pre: torch.Tensor, rel_cell: torch.Tensor, affine=None) -> torch.Tensor:
+        """pre (B,h,w,256) from code_features -> table (B,h,w,256): plus cell term and bias.
+        `affine`: table_affine(rel_cell), when the caller computed it once for many blocks."""
+        const = affine if affine is not None else self.table_affine(rel_cell)
         return pre + const.to(pre.dtype)[:, None, None, :]
+
+    @property
+    def table_parts(self) -> tuple[int, int]:
+        """The table's last dimension as (parts, width): one part, the first layer."""
+        return 1, self.table_dim
 
     def decode(self, codes: torch.Tensor, rel_y: torch.Tensor, rel_x: torch.Tensor) -> torch.Tensor:
         """codes (..., 256) from code_table; rel_y, rel_x (..., 1); all broadcast
         together -> raw prediction (..., 3). Broadcasting lets a renderer pass one code row
         for a whole run of output rows instead of a gathered copy per query."""
+        return self.project(self.decode_hidden(codes[..., None, :], rel_y, rel_x))
+
+    def decode_hidden(self, parts: torch.Tensor, rel_y: torch.Tensor, rel_x: torch.Tensor) -> torch.Tensor:
+        """decode up to the last hidden layer (..., 256); `project` finishes it (the output
+        layer is affine, so a renderer can blend hidden layers and project once).
+        parts (..., 1, 256): the codes split as table_parts."""
         w_rel = self.imnet.layers[0].weight[:, self.feat_dim:self.feat_dim + 2]
-        h = ((codes + rel_x * w_rel[:, 1]) + rel_y * w_rel[:, 0]).relu_()
-        return self.imnet.layers[2:](h)
+        h = ((parts[..., 0, :] + rel_x * w_rel[:, 1]) + rel_y * w_rel[:, 0]).relu_()
+        for layer in self.imnet.layers[2:-1]:
+            if isinstance(layer, nn.Linear):
+                h = linear(h, layer.weight, layer.bias, relu=True)  # every hidden Linear is followed by a ReLU
+        return h
+
+    def project(self, hidden: torch.Tensor) -> torch.Tensor:
+        last = self.imnet.layers[-1]
+        return linear(hidden, last.weight, last.bias)
 
     def plain_decode(self, q_feat: torch.Tensor, rel: torch.Tensor, rel_cell: torch.Tensor) -> torch.Tensor:
         """The paper's formulation, no precomputation: MLP on [unfolded feature, rel, cell]."""

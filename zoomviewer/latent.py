@@ -1,0 +1,252 @@
+"""The photo's latent, on the compute device, computed on demand and cached.
+
+Latent keeps two caches, each an LRU under its own memory budget:
+  tiles   the encoder's feature map in tiles (with a halo of the encoder's receptive
+          radius, so tiles equal the whole-image encoding) and, per tile, the decoder's
+          zoom-independent first-layer term (`code_features`);
+  planes  the decoder's per-code table for a block of codes at one rel_cell (one zoom),
+          stored part by part (`table_parts`), so the coarse and the full pass of a view,
+          and every screen tile of it, share one computation.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+import threading
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+
+from .model import pick_device
+
+
+def _release_free_memory() -> None:
+    """glibc keeps freed blocks of a few MB in its heaps; a table of tens of MB freed
+    between views would otherwise stay in the process's resident memory."""
+    if _libc is not None:
+        _libc.malloc_trim(0)
+
+
+try:
+    _libc = ctypes.CDLL("libc.so.6") if sys.platform.startswith("linux") else None
+    _libc.malloc_trim  # noqa: B018 (musl and others lack it)
+except (OSError, AttributeError):
+    _libc = None
+
+
+def reduced_precision(device: torch.device):
+    """fp16 matmuls on CUDA (coordinates and blending stay fp32: they are computed outside
+    and predictions are cast back to fp32); full precision elsewhere."""
+    return torch.autocast("cuda", dtype=torch.float16, enabled=device.type == "cuda")
+
+
+class Latent:
+    """The feature map of one photo, encoded on demand, tile by tile.
+
+    `image` is float32 HxWx3 in [0, 1]; it is referenced, not copied (the caller keeps it
+    unchanged). Each tile keeps the latent codes and the decoder's zoom-independent
+    first-layer term (`code_features`), so a new zoom or pan over cached tiles costs only
+    the decoder. Tiles live on `device`; least recently used ones are dropped beyond
+    `budget_mb`. Code tables (`planes`) are kept under `planes_mb`.
+    """
+
+    PLANES_MARGIN = 2  # codes around a cached table block
+
+    def __init__(self, model: torch.nn.Module, image: np.ndarray, device: torch.device | str | None = None,
+                 tile: int = 256, budget_mb: float = 1536, planes_mb: float = 384) -> None:
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError("the image must be an HxWx3 array")
+        self.device = pick_device(None) if device is None else torch.device(device)
+        # channels-last convolutions run the encoder ~1.5x faster on CPU (oneDNN) and suit cuDNN
+        self.model = model.to(self.device).eval().to(memory_format=torch.channels_last)
+        self.image = image
+        self.height, self.width = image.shape[:2]
+        self.tile = int(tile)
+        # one more than the receptive radius: the first layer's 3x3 reads one code further
+        self.halo = int(model.encoder.receptive_radius) + 1
+        self.channels = int(model.encoder.out_dim)
+        # fp32 codes and first-layer term per tile (edge tiles are counted as full ones)
+        self.tile_bytes = (self.channels + int(model.code_features_dim)) * 4 * self.tile ** 2
+        self.budget_bytes = int(budget_mb * 2**20)
+        self._tiles: OrderedDict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        # render workers share the cache: one encoding per tile, the others wait for it
+        self._lock = threading.Lock()
+        self._pending: dict[tuple[int, int], threading.Event] = {}
+        self.tiles_encoded = 0  # how many tile encodings ran (re-encodes after eviction count again)
+        self.planes_budget_bytes = int(planes_mb * 2**20)
+        self._planes: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self.planes_computed = 0  # how many code tables were computed (cache misses)
+
+    @property
+    def tiles_cached(self) -> int:
+        return len(self._tiles)
+
+    def source(self, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
+        """Normalised source pixels (3, y1-y0, x1-x0) on the device."""
+        crop = np.ascontiguousarray(self.image[y0:y1, x0:x1])
+        t = torch.from_numpy(crop).to(self.device, torch.float32).permute(2, 0, 1)
+        return (t - 0.5) / 0.5
+
+    @torch.no_grad()
+    def _encode_tile(self, ty: int, tx: int) -> tuple[torch.Tensor, torch.Tensor]:
+        t, r = self.tile, self.halo
+        y0, x0 = ty * t, tx * t
+        y1, x1 = min(y0 + t, self.height), min(x0 + t, self.width)
+        cy0, cx0 = max(y0 - r, 0), max(x0 - r, 0)
+        cy1, cx1 = min(y1 + r, self.height), min(x1 + r, self.width)
+        feat = self.model.encoder(self.source(cy0, cy1, cx0, cx1)[None].contiguous(memory_format=torch.channels_last))
+        pre = self.model.code_features(feat)[0]
+        inner = (slice(None), slice(y0 - cy0, y1 - cy0), slice(x0 - cx0, x1 - cx0))
+        return feat[0][inner].contiguous(), pre[inner].permute(1, 2, 0).contiguous()
+
+    def _tile(self, ty: int, tx: int) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (ty, tx)
+        while True:
+            with self._lock:
+                if key in self._tiles:
+                    self._tiles.move_to_end(key)
+                    return self._tiles[key]
+                ready = self._pending.get(key)
+                if ready is None:
+                    ready = self._pending[key] = threading.Event()
+                    break
+            ready.wait()  # another worker is encoding it; then look again
+        try:
+            entry = self._encode_tile(ty, tx)
+            with self._lock:
+                self.tiles_encoded += 1
+                self._tiles[key] = entry
+                while len(self._tiles) > 1 and len(self._tiles) * self.tile_bytes > self.budget_bytes:
+                    self._tiles.popitem(last=False)
+        finally:
+            with self._lock:
+                del self._pending[key]
+            ready.set()
+        return entry
+
+    def _tile_keys(self, y0: int, y1: int, x0: int, x1: int) -> list[tuple[int, int]]:
+        t = self.tile
+        return [(ty, tx) for ty in range(y0 // t, (y1 - 1) // t + 1) for tx in range(x0 // t, (x1 - 1) // t + 1)]
+
+    def _pieces(self, y0: int, y1: int, x0: int, x1: int, which: int):
+        """(ay0, ay1, ax0, ax1, view) for each tile's part of an in-bounds block: the cached
+        features (which=0, as (h, w, C)) or first-layer term (which=1), not copied."""
+        if not (0 <= y0 < y1 <= self.height and 0 <= x0 < x1 <= self.width):
+            raise ValueError(f"block {(y0, y1, x0, x1)} outside the {self.height}x{self.width} latent")
+        t = self.tile
+        for ty, tx in self._tile_keys(y0, y1, x0, x1):
+            part = self._tile(ty, tx)[which]
+            if which == 0:
+                part = part.permute(1, 2, 0)  # features are stored (C, h, w)
+            ay0, ay1 = max(y0, ty * t), min(y1, ty * t + part.shape[0])
+            ax0, ax1 = max(x0, tx * t), min(x1, tx * t + part.shape[1])
+            yield ay0, ay1, ax0, ax1, part[ay0 - ty * t:ay1 - ty * t, ax0 - tx * t:ax1 - tx * t]
+
+    def _assemble(self, y0: int, y1: int, x0: int, x1: int, which: int) -> torch.Tensor:
+        out = None
+        for ay0, ay1, ax0, ax1, part in self._pieces(y0, y1, x0, x1, which):
+            if out is None:
+                out = torch.empty(y1 - y0, x1 - x0, part.shape[2], device=self.device)
+            out[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0] = part
+        return out
+
+    def ensure(self, y0: int, y1: int, x0: int, x1: int, workers: int) -> None:
+        """Encode the missing tiles of a block, `workers` at a time (each on its own thread)."""
+        keys = [key for key in self._tile_keys(y0, y1, x0, x1) if key not in self._tiles]
+        if workers > 1 and 1 < len(keys) <= self.budget_bytes // (2 * self.tile_bytes):
+            with ThreadPoolExecutor(min(workers, len(keys))) as pool:
+                for _ in pool.map(lambda key: self._tile(*key), keys):
+                    pass
+
+    def features(self, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
+        """Latent codes (C, y1-y0, x1-x0) for an in-bounds block, encoding missing tiles."""
+        return self._assemble(y0, y1, x0, x1, 0).permute(2, 0, 1)
+
+    def code_features(self, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
+        """The decoder's first-layer feature term (y1-y0, x1-x0, D) for an in-bounds block;
+        equal to model.code_features of the whole latent, cropped."""
+        return self._assemble(y0, y1, x0, x1, 1)
+
+    def encode_all(self) -> torch.Tensor:
+        return self.features(0, self.height, 0, self.width)
+
+    def forget_planes(self) -> None:
+        """Drop the cached code tables (the viewer does when a view is finished: a table is
+        shared by the passes of one view; later views at another zoom need new ones) and
+        hand the freed memory back to the system."""
+        with self._lock:
+            had = bool(self._planes)
+            self._planes.clear()
+        if had:
+            _release_free_memory()
+
+    def planes_bytes(self, n_codes: int) -> int:
+        return n_codes * int(np.prod(self.model.table_parts)) * 4
+
+    @torch.no_grad()
+    def planes(self, y0: int, y1: int, x0: int, x1: int, rel_cell: tuple[float, float], workers: int = 1,
+               keep: bool = True) -> torch.Tensor:
+        """The decoder's table for codes [y0:y1, x0:x1] at this rel_cell, part by part:
+        (P, y1-y0, x1-x0, K) with (P, K) = model.table_parts. Served as a slice of a cached
+        block when one covers it; else computed (rows split over `workers` threads) and,
+        with `keep`, cached."""
+        key = (float(rel_cell[0]), float(rel_cell[1]))
+        with self._lock:
+            for (k, by0, by1, bx0, bx1), block in reversed(self._planes.items()):
+                if k == key and by0 <= y0 and y1 <= by1 and bx0 <= x0 and x1 <= bx1:
+                    self._planes.move_to_end((k, by0, by1, bx0, bx1))
+                    return block[:, y0 - by0:y1 - by0, x0 - bx0:x1 - bx0]
+        if keep:  # a margin of codes, so that renders of the same view at other resolutions hit it
+            m = self.PLANES_MARGIN
+            y0, y1, x0, x1, inner = (max(y0 - m, 0), min(y1 + m, self.height), max(x0 - m, 0),
+                                     min(x1 + m, self.width), (y0, y1, x0, x1))
+        block = self._compute_planes(y0, y1, x0, x1, key, workers)
+        size = self.planes_bytes((y1 - y0) * (x1 - x0))
+        with self._lock:
+            self.planes_computed += 1
+            if keep and size <= self.planes_budget_bytes:
+                # only the newest zoom's tables: an old zoom's finished pixels are the viewer's to cache
+                for old in [k for k in self._planes if k[0] != key]:
+                    del self._planes[old]
+                self._planes[(key, y0, y1, x0, x1)] = block
+                while sum(self.planes_bytes(b.shape[1] * b.shape[2]) for b in self._planes.values()) > self.planes_budget_bytes:
+                    self._planes.popitem(last=False)
+        if keep:
+            iy0, iy1, ix0, ix1 = inner
+            return block[:, iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0]
+        return block
+
+    def _compute_planes(self, y0: int, y1: int, x0: int, x1: int, rel_cell: tuple[float, float],
+                        workers: int) -> torch.Tensor:
+        model = self.model
+        parts, width = model.table_parts
+        out = None
+        cell = torch.tensor([rel_cell], device=self.device)
+        rows_per_chunk = max(1, 4096 // (x1 - x0))  # a chunk's table stays in cache until it is stored
+        threads = torch.get_num_threads()
+
+        def fill(r0: int, r1: int) -> None:
+            if torch.get_num_threads() != threads:  # a pool thread: same intra-op threads as the caller
+                torch.set_num_threads(threads)
+            with torch.no_grad(), reduced_precision(self.device):
+                for c0 in range(r0, r1, rows_per_chunk):
+                    # straight from each tile's cached first-layer term: no assembled copy
+                    for ay0, ay1, ax0, ax1, pre in self._pieces(c0, min(c0 + rows_per_chunk, r1), x0, x1, 1):
+                        table = model.table_from_features(pre[None], cell, affine)[0]
+                        out[:, ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0] = table.unflatten(-1, (parts, width)).permute(2, 0, 1, 3)
+
+        affine = model.table_affine(cell)  # the zoom's part of the table, once
+        probe = model.table_from_features(self.code_features(y0, y0 + 1, x0, x0 + 1)[None], cell, affine)
+        out = torch.empty(parts, y1 - y0, x1 - x0, width, device=self.device, dtype=probe.dtype)
+        spans = np.linspace(y0, y1, min(max(1, workers), y1 - y0) + 1).astype(int)
+        if len(spans) > 2:
+            with ThreadPoolExecutor(len(spans) - 1) as pool:
+                for _ in pool.map(fill, spans[:-1], spans[1:]):
+                    pass
+        else:
+            fill(y0, y1)
+        return out
+
