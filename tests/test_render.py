@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from engine_models import spread_model, sample_image
-from zoomviewer.render import Cancelled, Latent, render_region, render_region_reference
+from zoomviewer.render import Cancelled, Latent, deep_zoom_step, render_region, render_region_reference, render_sparse
 
 SCALES = [1, 2.5, 4, 12.3]
 
@@ -203,3 +203,39 @@ def test_bands_on_several_workers_give_the_same_picture(setup):
 
     with pytest.raises(Cancelled):
         render_region(latent, (0, 0, w, h), (w * 5, h * 5), workers=3, cancel=cancel, chunk=64)
+
+
+def test_sparse_render_is_exact_on_its_samples_and_linear_between(setup):
+    """The optional deep-zoom approximation decodes every step-th pixel each way: those
+    pixels are the exact render's, every other pixel lies between its four samples, and
+    step 1 is the exact render itself."""
+    _, _, latent = setup
+    region, size = (3.3, 2.1, 14.2, 9.7), (142, 97)
+    exact = render_region(latent, region, size)
+    assert np.array_equal(render_sparse(latent, region, size, 1), exact)
+    sparse = render_sparse(latent, region, size, 3)
+    assert sparse.shape == exact.shape
+    assert np.abs(sparse[1::3, 1::3] - exact[1::3, 1::3]).max() <= 1e-5   # the sample centres
+    assert np.abs(sparse - exact).max() > 1e-3                          # and an approximation elsewhere
+    samples = sparse[1::3, 1::3]
+    lo = np.minimum.reduce([samples[:-1, :-1], samples[:-1, 1:], samples[1:, :-1], samples[1:, 1:]])
+    hi = np.maximum.reduce([samples[:-1, :-1], samples[:-1, 1:], samples[1:, :-1], samples[1:, 1:]])
+    between = sparse[2:-3:3, 2:-3:3]  # a pixel inside each square of four samples
+    assert (between >= lo[:between.shape[0], :between.shape[1]] - 1e-6).all()
+    assert (between <= hi[:between.shape[0], :between.shape[1]] + 1e-6).all()
+
+
+def test_deep_zoom_step_starts_at_twelve():
+    assert [deep_zoom_step(s) for s in (1, 4, 11.9, 12, 17.9, 18, 24, 100)] == [1, 1, 1, 2, 2, 3, 4, 4]
+
+
+def test_sparse_tiles_on_one_global_grid_meet_without_a_seam(setup):
+    """The viewer renders tiles separately: with the tiles' global origins, two halves of
+    a view are the whole view's sparse render (no seam where the sample grids meet)."""
+    _, _, latent = setup
+    region, size, step = (3.3, 2.1, 14.2, 9.7), (142, 97), 3
+    whole = render_sparse(latent, region, size, step, (50, 20))
+    px = region[2] / size[0]
+    left = render_sparse(latent, (region[0], region[1], 61 * px, region[3]), (61, 97), step, (50, 20))
+    right = render_sparse(latent, (region[0] + 61 * px, region[1], 81 * px, region[3]), (81, 97), step, (111, 20))
+    assert np.abs(np.concatenate([left, right], 1) - whole).max() <= 1e-5

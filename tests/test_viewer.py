@@ -19,7 +19,8 @@ from PySide6.QtWidgets import QApplication
 from zoomviewer.canvas import ZoomCanvas
 from zoomviewer.compare import SIDE, SWIPE, CompareArea
 from zoomviewer.explain import grid_lines
-from zoomviewer.render import Latent, render_region
+from zoomviewer.geometry import tile_parts
+from zoomviewer.render import Latent, deep_zoom_step, render_region, render_sparse
 from zoomviewer.resample import bicubic_region
 from zoomviewer.viewport import Viewport, source_pyramid
 from zoomviewer.worker import BICUBIC, MODEL, RenderWorker, area_region, rgb8_from_qimage, to_rgb8
@@ -134,6 +135,30 @@ def test_frame_is_the_decoder_rendering_of_exactly_the_visible_pixels(make_viewe
     wait_sharp(qtbot, viewport)
     latent = Latent(tiny_model, small_image, device="cpu")
     assert_frame_is(viewport, MODEL, lambda region, size: render_region(latent, region, size))
+
+
+def test_faster_deep_zoom_is_the_sparse_render_of_each_tile_and_goes_back_to_exact(make_viewer, tiny_model,
+                                                                                  small_image, qtbot):
+    viewport, _ = make_viewer(tiny_model, small_image, zoom=14.3, center=(20.4, 12.7))
+    wait_sharp(qtbot, viewport)
+    exact = shown(viewport)
+    viewport.set_sparse(True)
+    wait_sharp(qtbot, viewport)
+    latent = Latent(tiny_model, small_image, device="cpu")
+    view, (w, h) = viewport.view, viewport.image_size
+    ox, oy = view.origin
+    step = deep_zoom_step(view.zoom)
+    assert step == 2
+    got = shown(viewport)
+    for part in tile_parts(view, w, h, 64):
+        x0, y0, x1, y1 = part.rect
+        want = to_rgb8(render_sparse(latent, part.region, part.out_size, step, (x0, y0),
+                                     cell=(1 / view.zoom, 1 / view.zoom)))
+        assert np.abs(got[y0 - oy:y1 - oy, x0 - ox:x1 - ox].astype(int) - want).max() <= 1
+    assert np.abs(got.astype(int) - exact).max() > 1                    # it is an approximation
+    viewport.set_sparse(False)
+    wait_sharp(qtbot, viewport)
+    assert np.abs(shown(viewport).astype(int) - exact).max() <= 1        # exact again
 
 
 def test_minification_never_runs_the_decoder(make_viewer, tiny_model, small_image, qtbot):

@@ -141,6 +141,7 @@ class Viewport(QObject):
         self._view: View | None = None
         self._screen = (0, 0)
         self._kinds: tuple[str, ...] = (MODEL,)
+        self.sparse = False                     # approximate deep zoom (set_sparse)
         self.frames: dict[str, Frame] = {}
         self._request: RenderRequest | None = None
         self._request_started = 0.0
@@ -287,6 +288,16 @@ class Viewport(QObject):
     def kinds(self) -> tuple[str, ...]:
         return self._kinds
 
+    def set_sparse(self, on: bool) -> None:
+        """Approximate deep zoom: from x12 the decoder runs on every 2nd to 4th display
+        pixel each way and the rest is filled in linearly (render.render_sparse)."""
+        if bool(on) != self.sparse:
+            self.sparse = bool(on)
+            if self._view is not None:
+                self._request_done = False
+                self._timer.start()
+            self.changed.emit()
+
     def set_cursor(self, point: tuple[float, float] | None) -> None:
         if point != self.cursor:
             self.cursor = point
@@ -306,7 +317,7 @@ class Viewport(QObject):
         if self._view is None:
             return
         self._request_id += 1
-        self._request = RenderRequest(self._request_id, self.image_id, self._view, self._kinds)
+        self._request = RenderRequest(self._request_id, self.image_id, self._view, self._kinds, self.sparse)
         self._request_started = time.perf_counter()
         self._request_done = False
         self.worker.request(self._request)

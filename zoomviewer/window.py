@@ -215,7 +215,19 @@ class MainWindow(QMainWindow):
         self.explain_action = self._action(view, "&Explain (latent grid and blend)", self.set_explain, "E",
                                            checkable=True)
         self.full_screen_action = self._action(view, "F&ull Screen", self.set_full_screen, "F", checkable=True)
+        view.addSeparator()
+        self.sparse_action = self._action(view, "Faster &Deep Zoom (approximate, from ×12)", self.set_sparse,
+                                          checkable=True)
+        self.sparse_action.setToolTip("decode every 2nd to 4th screen pixel each way and fill in between "
+                                      "(exports are always exact)")
+        if _truthy(app_settings().value("sparse", False)):
+            self.sparse_action.setChecked(True)
+            self.viewport.set_sparse(True)
         self.compare.mode_changed.connect(lambda m: self.mode_actions[m].setChecked(True))
+
+    def set_sparse(self, on: bool) -> None:
+        self.viewport.set_sparse(on)
+        app_settings().setValue("sparse", bool(on))
 
     # -- recent files ----------------------------------------------------------------------
     def recent_files(self) -> list[str]:
@@ -408,6 +420,11 @@ def main_window(photo_path=None, model_or_weights=None, *, zoom: float | None = 
 def _fail(message: str) -> int:
     print(f"zoomviewer: {message}", file=sys.stderr)
     return 1
+
+
+def _truthy(value) -> bool:
+    """A QSettings boolean: INI files hand them back as the strings 'true' / 'false'."""
+    return value is True or str(value).lower() == "true"
 
 
 def run_view(photo_path, model_or_weights, zoom: float | None = None, center: tuple[float, float] | None = None,

@@ -35,12 +35,13 @@ from PySide6.QtGui import QImage
 from .export import export_view
 from .geometry import View, bounding_rect, global_region, tile_parts
 from .model import load_weights, pick_device
-from .render import Cancelled, Latent, render_region, render_workers
+from .render import Cancelled, Latent, deep_zoom_step, render_sparse, render_workers
 from .resample import bicubic_region
 
 MODEL, BICUBIC, AREA = "model", "bicubic", "area"
 COARSE_FACTOR = 4            # the coarse pass renders one pixel per 4x4 device pixels
 COARSE_MIN_TILES = 2         # below this much missing area the coarse pass is not worth it
+ONE_PASS_S = 1.0             # sharp tiles expected within this are decoded as one render
 MODEL_NAMES = {"fast": "fast decoder", "liif": "LIIF"}
 
 
@@ -50,6 +51,7 @@ class RenderRequest:
     image_id: int
     view: View                       # snapped (geometry.View.snapped)
     kinds: tuple[str, ...] = (MODEL,)
+    sparse: bool = False             # approximate deep zoom (render.render_sparse) for the sharp tiles
 
 
 @dataclass(frozen=True)
@@ -197,6 +199,8 @@ class RenderWorker(QThread):
         self._latent: Latent | None = None
         self._cache: OrderedDict[tuple, tuple[tuple[int, int, int, int], QImage]] = OrderedDict()
         self._cached_bytes = 0
+        self._model_rate: float | None = None   # pixels per second of the last sharp model tiles
+        self._step = 1                            # the request in progress: display pixels per decoded sample
 
     # -- called from the GUI thread ------------------------------------------------------
     def set_image(self, pixels: np.ndarray, image_id: int,
@@ -320,9 +324,13 @@ class RenderWorker(QThread):
             return MODEL
         return BICUBIC
 
+    def _key(self, effect: str, view: View, part) -> tuple:
+        return effect, view.zoom, self._step if effect == MODEL else 1, part.key
+
     def _render(self, request: RenderRequest, cancel: Callable[[], bool]) -> None:
         started = time.perf_counter()
         view, img = request.view, self._image
+        self._step = deep_zoom_step(view.zoom) if request.sparse else 1  # of the sharp tiles
         parts = tile_parts(view, img.shape[1], img.shape[0], self.tile)
         # Requested kinds that render the same way (both panes at zoom <= 1) share the work.
         by_effect: dict[str, list[str]] = {}
@@ -332,7 +340,7 @@ class RenderWorker(QThread):
         missing: dict[str, list] = {}
         for effect, kinds in by_effect.items():
             for part in parts:
-                hit = self._cache_get((effect, view.zoom, part.key), part.rect)
+                hit = self._cache_get(self._key(effect, view, part), part.rect)
                 if hit is None:
                     missing.setdefault(effect, []).append(part)
                     continue
@@ -374,7 +382,7 @@ class RenderWorker(QThread):
             image = self._render_pixels(effect, part.region, part.out_size, cancel, lambda f: report(f * weight), cell)
             done += weight
             self._finished(request, view, effect, by_effect[effect], part, image)
-        for part, image in self._model_tiles(missing.get(MODEL, []), cancel, cell, report):
+        for part, image in self._model_tiles(missing.get(MODEL, []), view.zoom, cancel, cell, report):
             done += _pixels(part.rect)
             report(0)
             self._finished(request, view, MODEL, by_effect[MODEL], part, image)
@@ -384,27 +392,55 @@ class RenderWorker(QThread):
         self.request_finished.emit(request.request_id, time.perf_counter() - started)
 
     def _finished(self, request: RenderRequest, view: View, effect: str, kinds: list[str], part, image: QImage) -> None:
-        self._cache_put((effect, view.zoom, part.key), part.rect, image)
+        self._cache_put(self._key(effect, view, part), part.rect, image)
         for kind in kinds:
             self.piece_ready.emit(RenderPiece(request.request_id, kind, view, part.rect, image))
 
-    def _model_tiles(self, parts: list, cancel, cell, report) -> Iterator[tuple]:
-        """(part, image) for the model's sharp tiles, as they finish. On a multi-core CPU
-        several tiles are decoded at once, each on one thread: a tile is too small an
-        operation to split well over threads. Progress is then reported per tile."""
+    def _model_tiles(self, parts: list, zoom: float, cancel, cell, report) -> Iterator[tuple]:
+        """(part, image) for the model's sharp tiles, as they finish.
+
+        When the tiles fill a rectangle (a new view) and the last renders say it takes
+        under ONE_PASS_S, the rectangle is decoded in one render and cut into tiles: one
+        large render splits over the cores far better than many small ones. Otherwise, on
+        a multi-core CPU, several tiles are decoded at once, each on one thread (tiles
+        then arrive centre first, a few at a time, which matters for a slow decoder)."""
+        if not parts:
+            return
+        started = time.perf_counter()
+        for part, image in self._sharp_tiles(parts, zoom, cancel, cell, report):
+            yield part, image
+        pixels = sum(_pixels(p.rect) for p in parts)
+        self._model_rate = pixels / max(time.perf_counter() - started, 1e-6)
+
+    def _sharp_tiles(self, parts: list, zoom: float, cancel, cell, report) -> Iterator[tuple]:
+        rect = bounding_rect(p.rect for p in parts)
+        pixels = sum(_pixels(p.rect) for p in parts)
+        if (len(parts) > 1 and pixels == _pixels(rect) and self._model_rate
+                and pixels / self._model_rate <= ONE_PASS_S):
+            size = (rect[2] - rect[0], rect[3] - rect[1])
+            rgb = self._render_rgb(global_region(rect, zoom), size, cancel, lambda f: report(f * pixels), cell,
+                                   step=self._step, origin=rect[:2])
+            if cancel():
+                raise Cancelled()
+            for part in parts:
+                x0, y0, x1, y1 = part.rect
+                yield part, self._to_qimage(rgb[y0 - rect[1]:y1 - rect[1], x0 - rect[0]:x1 - rect[0]])
+            return
         lanes = min(render_workers(self.device), len(parts))
         if lanes <= 1:
             for part in parts:
                 weight = _pixels(part.rect)
                 yield part, self._render_pixels(MODEL, part.region, part.out_size, cancel,
-                                                lambda f: report(f * weight), cell)
+                                                lambda f: report(f * weight), cell, step=self._step,
+                                                origin=part.rect[:2])
             return
         threads = torch.get_num_threads()
 
         def job(part) -> QImage:
             if torch.get_num_threads() != threads:  # a pool thread: the render thread's intra-op threads
                 torch.set_num_threads(threads)
-            return self._render_pixels(MODEL, part.region, part.out_size, cancel, None, cell, workers=1)
+            return self._render_pixels(MODEL, part.region, part.out_size, cancel, None, cell, workers=1,
+                                       step=self._step, origin=part.rect[:2])
 
         pool = ThreadPoolExecutor(lanes)
         try:
@@ -414,16 +450,25 @@ class RenderWorker(QThread):
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _render_pixels(self, effect: str, region, out_size, cancel, progress, cell=None, workers=None) -> QImage:
+    def _render_rgb(self, region, out_size, cancel, progress, cell=None, workers=None, step: int = 1,
+                    origin=(0, 0)) -> np.ndarray:
+        """The model's pixels; with step > 1 sampled on the view's global grid (render_sparse)."""
+        return render_sparse(self._get_latent(), region, out_size, step, origin, cancel=cancel, progress=progress,
+                             cell_clip=self.cell_clip, cell=cell, workers=workers)
+
+    def _render_pixels(self, effect: str, region, out_size, cancel, progress, cell=None, workers=None,
+                       step: int = 1, origin=(0, 0)) -> QImage:
         if effect == MODEL:
-            rgb = render_region(self._get_latent(), region, out_size, cancel=cancel, progress=progress,
-                                cell_clip=self.cell_clip, cell=cell, workers=workers)
+            rgb = self._render_rgb(region, out_size, cancel, progress, cell, workers, step, origin)
         elif effect == BICUBIC:
             rgb = bicubic_region(self._image, region, out_size)
         else:
             rgb = area_region(self._image, region, out_size)
         if cancel():  # never deliver (or cache) a piece of a view nobody wants any more
             raise Cancelled()
+        return self._to_qimage(rgb)
+
+    def _to_qimage(self, rgb: np.ndarray) -> QImage:
         if self._display is not None:
             rgb = self._display(rgb)
         return qimage_from_rgb8(to_rgb8(rgb))
