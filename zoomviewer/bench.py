@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .model import load_weights, new_model, pick_device
-from .render import Latent, render_region, render_region_reference
+from .render import Latent, deep_zoom_step, render_region, render_region_reference, render_sparse
 
 VIEW = (1280, 800)
 
@@ -91,11 +91,13 @@ def bench_refine(latent: Latent, scale: float, runs: int) -> float:
     return _median_time(refine, runs)
 
 
-def bench_viewer_refine(model, pixels: np.ndarray, device: torch.device, scale: float, runs: int) -> float:
+def bench_viewer_refine(model, pixels: np.ndarray, device: torch.device, scale: float, runs: int,
+                        sparse: bool = False) -> float:
     """Seconds from a view request to its last sharp tile in the real viewer pipeline (the
     render thread: coarse pass, then full-resolution tiles), with the latent's tiles for
     that area already encoded (as after the first look). Each run uses a slightly
-    different zoom so the finished-tile cache cannot serve it."""
+    different zoom so the finished-tile cache cannot serve it. `sparse`: with the optional
+    Faster Deep Zoom approximation."""
     from PySide6.QtCore import QCoreApplication, QEventLoop, QTimer
 
     from .geometry import View
@@ -125,13 +127,40 @@ def bench_viewer_refine(model, pixels: np.ndarray, device: torch.device, scale: 
         zoom = scale * (1 + 0.0007 * k)
         view = View(w / 2, h / 2, zoom, VIEW[0], VIEW[1]).snapped()
         t = time.perf_counter()
-        worker.request(RenderRequest(k, 1, view, (MODEL,)))
+        worker.request(RenderRequest(k, 1, view, (MODEL,), sparse))
         wait_for(lambda: k in done)
         if k:
             times.append(time.perf_counter() - t)
     worker.stop()
     del app
     return statistics.median(times)
+
+
+def bench_sparse(model, photo: np.ndarray, device: torch.device, runs: int, log) -> dict:
+    """The optional Faster Deep Zoom: its viewer refine time at x12 and its error against the
+    exact render (PSNR, 1280x800 views at the photo's centre) on the bench photo and the
+    bundled sample photo."""
+    from .bundled import sample_photo
+    from .images import load, to_srgb
+
+    out: dict = {"refine_ms": {"x12": 1000 * bench_viewer_refine(model, photo, device, 12, runs, sparse=True)},
+                 "step": {}, "psnr_vs_exact_db": {}}
+    log(f"  viewer refine with Faster Deep Zoom: x12 {out['refine_ms']['x12']:.0f} ms")
+    photos = {"bench photo": photo, "sample photo": np.ascontiguousarray(to_srgb(load(sample_photo())), np.float32)}
+    for s in (12, 16, 24, 30):
+        step = deep_zoom_step(s)
+        out["step"][f"x{s}"] = step
+        worst = float("inf")
+        for name, pixels in photos.items():
+            latent = Latent(model, pixels, device)
+            h, w = pixels.shape[:2]
+            region = (w / 2 - VIEW[0] / s / 2, h / 2 - VIEW[1] / s / 2, VIEW[0] / s, VIEW[1] / s)
+            exact = render_region(latent, region, VIEW)
+            mse = float(np.mean((render_sparse(latent, region, VIEW, step) - exact) ** 2))
+            worst = min(worst, 10 * np.log10(1 / max(mse, 1e-20)))
+        out["psnr_vs_exact_db"][f"x{s}"] = worst
+        log(f"  Faster Deep Zoom x{s}: 1 pixel in {step}x{step} decoded, PSNR against exact >= {worst:.1f} dB")
+    return out
 
 
 def run_bench(json_path: str | None = None, device: str | None = None, quick: bool = False,
@@ -162,6 +191,8 @@ def run_bench(json_path: str | None = None, device: str | None = None, quick: bo
                               for s in (4, 12)}
         log("  viewer refine (render thread, coarse then sharp): "
             + ", ".join(f"{k} {v:.0f} ms" for k, v in entry["refine_ms"].items()))
+        if key == "fast":
+            entry["sparse"] = bench_sparse(model, mp1, dev, runs, log)
         if key == "exact":
             rows = 40 if not quick else 8
             entry["reference_throughput_px_s"] = {f"x{s}": bench_reference(latent, s, rows, log) for s in (4, 12)}
@@ -224,6 +255,13 @@ def markdown(res: dict) -> str:
     for k in res["fast"]["render_ms"]:
         rows.append(f"| render_region coarse + full {k.replace('x', '×')}, ms | {res['fast']['render_ms'][k]:.0f} | "
                     f"{res['exact']['render_ms'][k]:.0f} |")
+    sparse = res["fast"].get("sparse")
+    if sparse:
+        rows.append(f"| viewer ×12 with Faster Deep Zoom (approximate), ms | {sparse['refine_ms']['x12']:.0f} | |")
+        for k, v in sparse["psnr_vs_exact_db"].items():
+            step = sparse["step"][k]
+            rows.append(f"| Faster Deep Zoom {k.replace('x', '×')} (1 pixel in {step}×{step} decoded), PSNR vs exact, dB "
+                        f"| {v:.1f} | |")
     for k, v in res["exact"].get("speedup_vs_reference", {}).items():
         rows.append(f"| speed-up over the reference method {k.replace('x', '×')} | | {v:.1f}× |")
     rows.append(f"| encoder, s per megapixel | {res['encoder_s_per_mp']:.2f} | |")
