@@ -69,7 +69,7 @@ def export_view(latent: Latent, photo: Photo | None, region: Region, out_size: t
     for k, (i, j) in enumerate(tiles):
         th, tw = min(tile, out_h - i), min(tile, out_w - j)
         out[i:i + th, j:j + tw] = render_region(latent, (x + j * sx, y + i * sy, tw * sx, th * sy), (tw, th),
-                                                cancel=cancel, cell_clip=cell_clip)
+                                                cancel=cancel, cell_clip=cell_clip, keep_table=False)
         yield 0.95 * (k + 1) / len(tiles)
     if cancel is not None and cancel():
         raise Cancelled()

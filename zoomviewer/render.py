@@ -105,7 +105,7 @@ class _Progress:
 def render_region(latent: Latent, region: Region, out_size: tuple[int, int], *, chunk: int = 32768,
                   cancel: Callable[[], bool] | None = None, progress: Callable[[float], None] | None = None,
                   cell_clip: bool = False, cell: tuple[float, float] | None = None,
-                  table_budget: int = 24_000_000, workers: int | None = None) -> np.ndarray:
+                  table_budget: int = 24_000_000, workers: int | None = None, keep_table: bool = True) -> np.ndarray:
     """Decode the W x H display pixels of `region` -> float32 HxWx3 in [0, 1].
 
     The decoder's per-code table for the codes the region touches comes from the
@@ -116,7 +116,8 @@ def render_region(latent: Latent, region: Region, out_size: tuple[int, int], *, 
     set stays in cache; every pixel's arithmetic is the same whatever the split.
     `cell` (height, width in source pixels) replaces the output pixel's own size as the
     decoder's cell: the viewer's coarse preview asks with its full pass's cell so that
-    both passes share one table.
+    both passes share one table. `keep_table=False` (an export's tiles, each used once)
+    leaves the table out of the cache.
     """
     _check(region, out_size)
     model, dev = latent.model, latent.device
@@ -151,7 +152,7 @@ def render_region(latent: Latent, region: Region, out_size: tuple[int, int], *, 
 
     if workers > 1:
         latent.ensure(fy0, fy1, fx0, fx1, workers)
-    block = latent.planes(fy0, fy1, fx0, fx1, rel_cell, workers) if whole else None
+    block = latent.planes(fy0, fy1, fx0, fx1, rel_cell, workers, keep_table) if whole else None
     out = np.empty((out_h, out_w, 3), dtype=np.float32)
     tracker = _Progress(out_h, progress)
 
