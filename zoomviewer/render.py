@@ -5,9 +5,11 @@ render_region decodes exactly the pixels of an image-space rectangle at any real
               Pixel (i, j) of a W x H render of region (x, y, w, h) is the query at
               source point (x + (j + 1/2) w/W, y + (i + 1/2) h/H) with cell (h/H, w/W)
               source pixels. Rows and columns are separable, so code indices and
-              rel_coords are computed per row and per column; the latent is cropped to
-              the rows a band of output needs, and each code's first layer is
-              precomputed once (LIIF.md section 1).
+              rel_coords are computed per row and per column; each code's part of the
+              decoder (the table, LIIF.md sections 1 and 5) is computed once for the
+              codes the region touches, and the queries read it through strided views.
+render_sparse the optional deep-zoom approximation: render_region on every step-th
+              display pixel, linear in between (off unless asked for; never exports).
 render_region_reference  the reference code's method (whole latent unfolded per chunk,
               first layer per query), kept as the baseline for tests and the bench.
 """

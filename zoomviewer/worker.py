@@ -8,7 +8,10 @@ cancel callback), so superseded work stops within one chunk and is never deliver
 Work is cut into the screen-aligned tiles of geometry.tile_parts. Finished tiles are kept
 in an LRU keyed by (what rendered it, zoom, tile), so panning back, toggling A/B or
 returning to a zoom is served from memory without decoding. For the model a coarse pass
-(1/4 resolution) of the missing area comes first, then the sharp tiles, centre first.
+(1/4 resolution) of the missing area comes first, then the sharp tiles: centre first, a
+few at once; or, for a new view when the last sharp tiles came quickly, as one render.
+A request may ask for the optional Faster Deep Zoom (render.render_sparse) for its sharp
+tiles; the tile cache keeps the two apart.
 At zoom <= 1 no decoder runs: the source is area-averaged on the same pixel grid.
 
 The worker owns the model and the photo's Latent (encoded lazily by render.py) and is the

@@ -123,8 +123,11 @@ class FastLIIF(ContinuousImage):
         # rendering writes each layer over its input; training needs the inputs for autograd
         in_place = not torch.is_grad_enabled()
         if in_place:  # into a row-major buffer: a broadcast sum may come out permuted, the matmuls want rows
-            h = torch.ops.aten._add_relu.out(x_part, y_part, out=x_part.new_empty(
-                torch.broadcast_shapes(x_part.shape, y_part.shape)))
+            h = x_part.new_empty(torch.broadcast_shapes(x_part.shape, y_part.shape))
+            if h.device.type == "cpu" and h.dtype == torch.float32:  # a fused add + ReLU exists there
+                torch.ops.aten._add_relu.out(x_part, y_part, out=h)
+            else:
+                torch.add(x_part, y_part, out=h).relu_()
         else:
             h = torch.relu(x_part + y_part)
         for i in range(1, self.depth):
