@@ -239,3 +239,19 @@ def test_sparse_tiles_on_one_global_grid_meet_without_a_seam(setup):
     left = render_sparse(latent, (region[0], region[1], 61 * px, region[3]), (61, 97), step, (50, 20))
     right = render_sparse(latent, (region[0] + 61 * px, region[1], 81 * px, region[3]), (81, 97), step, (111, 20))
     assert np.abs(np.concatenate([left, right], 1) - whole).max() <= 1e-5
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_cpu_linear_kernel_equals_plain_linear(relu):
+    """The oneDNN path the renderer takes on the CPU is F.linear (and ReLU), batched
+    leading dimensions included; training keeps autograd."""
+    from zoomviewer.model.kernels import linear
+    torch.manual_seed(0)
+    x, w, b = torch.randn(2, 2, 3, 4, 5, 7, 16), torch.randn(16, 16) / 4, torch.randn(16)
+    plain = F.linear(x, w, b)
+    plain = plain.relu() if relu else plain
+    with torch.no_grad():
+        assert torch.allclose(linear(x, w, b, relu=relu), plain, atol=1e-5, rtol=1e-5)
+    x.requires_grad_(True)
+    linear(x, w, b, relu=relu).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
