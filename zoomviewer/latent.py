@@ -239,8 +239,8 @@ class Latent:
                         out[:, ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0] = table.unflatten(-1, (parts, width)).permute(2, 0, 1, 3)
 
         affine = model.table_affine(cell)  # the zoom's part of the table, once
-        probe = model.table_from_features(self.code_features(y0, y0 + 1, x0, x0 + 1)[None], cell, affine)
-        out = torch.empty(parts, y1 - y0, x1 - x0, width, device=self.device, dtype=probe.dtype)
+        # fp32, as the tiles' first-layer term it is made from (and as planes_bytes counts it)
+        out = torch.empty(parts, y1 - y0, x1 - x0, width, device=self.device, dtype=torch.float32)
         spans = np.linspace(y0, y1, min(max(1, workers), y1 - y0) + 1).astype(int)
         if len(spans) > 2:
             with ThreadPoolExecutor(len(spans) - 1) as pool:

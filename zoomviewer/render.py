@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from .latent import Latent, reduced_precision
 from .model import ensemble_axis
-from .model.liif import AREA_EPS
+from .model.liif import stacked_blend_weights
 
 Region = Sequence[float]  # (x, y, w, h) in source pixels
 
@@ -340,7 +340,7 @@ def _decode_band(model, planes: torch.Tensor, ys, xs, i0: int, i1: int, fy0: int
         rx = cb.rel[None, :, c0:c1].transpose(2, 3)[:, :, None, None]   # (1, B, 1, 1, M, c)
         codes = _member_table(planes, rb.codes[:, g0:g1], cb.codes[:, c0:c1])
         h = model.decode_hidden(codes, ry[..., None], rx[..., None])    # (A, B, g, L, M, c, K)
-        h.mul_(_member_weights(ry, rx)[..., None])
+        h.mul_(stacked_blend_weights(ry, rx)[..., None])
         pred = model.project(h.sum((0, 1))).float()                    # (g, L, M, c, 3)
         rows = torch.from_numpy(rb.index[g0:g1]).to(dev)
         cols = torch.from_numpy(cb.index[c0:c1].T.copy()).to(dev)
@@ -349,16 +349,6 @@ def _decode_band(model, planes: torch.Tensor, ys, xs, i0: int, i1: int, fy0: int
         done += rows.numel() * cols.numel()
         step(done / total)
     return out
-
-
-def _member_weights(ry: torch.Tensor, rx: torch.Tensor) -> torch.Tensor:
-    """Local-ensemble weights laid out like the members: (A, 1, ...) x (1, B, ...) rel
-    coords -> (A, B, ...), each member weighted by the diagonally opposite member's area
-    (blend_weights, stacked)."""
-    if ry.shape[0] == 1 and rx.shape[1] == 1:
-        return torch.ones_like(ry * rx)
-    opposite = (ry.flip(0) * rx.flip(1)).abs_().add_(AREA_EPS)  # the flips are of the small factors
-    return opposite.div_(opposite.sum((0, 1)))
 
 
 def _bilinear_rows(latent: Latent, by, bx, r0: int, r1: int) -> torch.Tensor:

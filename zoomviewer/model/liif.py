@@ -5,8 +5,9 @@ query-independent part once per latent code:
   code_table(feat, rel_cell) -> per-code values (the first layer applied to the 3x3
                                 unfolded features, plus the cell term and bias)
   decode(codes, rel_coord)    -> colour prediction for queries that use those codes
-`ensemble_axis` and `blend_weights` implement the local ensemble; `LIIF.query` composes
-everything for arbitrary coordinates (training, evaluation).
+`ensemble_axis` and `blend_weights` (`stacked_blend_weights`, laid out for a renderer)
+implement the local ensemble; `LIIF.query` composes everything for arbitrary coordinates
+(training, evaluation).
 """
 
 from __future__ import annotations
@@ -66,6 +67,16 @@ def blend_weights(rel_y: list[torch.Tensor], rel_x: list[torch.Tensor]) -> list[
     areas = [(ry * rx).abs() + AREA_EPS for ry in rel_y for rx in rel_x]
     total = areas[0] + areas[1] + areas[2] + areas[3]
     return [areas[3 - k] / total for k in range(4)]
+
+
+def stacked_blend_weights(ry: torch.Tensor, rx: torch.Tensor) -> torch.Tensor:
+    """blend_weights laid out like the members: rel coords (A, 1, ...) of the y-members and
+    (1, B, ...) of the x-members -> weights (A, B, ...), each member weighted by the area
+    of the diagonally opposite one."""
+    if ry.shape[0] == 1 and rx.shape[1] == 1:
+        return torch.ones_like(ry * rx)
+    opposite = (ry.flip(0) * rx.flip(1)).abs_().add_(AREA_EPS)  # the flips are of the small factors
+    return opposite.div_(opposite.sum((0, 1)))
 
 
 def unfold_weight(weight: torch.Tensor, channels: int, unfold: bool) -> torch.Tensor:
