@@ -20,6 +20,7 @@ from zoomviewer.canvas import ZoomCanvas
 from zoomviewer.compare import SIDE, SWIPE, CompareArea
 from zoomviewer.explain import grid_lines
 from zoomviewer.geometry import tile_parts
+from zoomviewer.model.native import FastKernel
 from zoomviewer.render import Latent, deep_zoom_step, render_region, render_sparse
 from zoomviewer.resample import bicubic_region
 from zoomviewer.viewport import Viewport, source_pyramid
@@ -30,23 +31,27 @@ from conftest import assert_frame_is, mouse, shown, wheel
 TIMEOUT_MS = 30_000
 
 
-def instrument(model, before_decode=None) -> dict:
+def instrument(monkeypatch, model, before_decode=None) -> dict:
     """Count the model's decoder and encoder calls (optionally running a hook before each
-    decode): the model stays the real tiny model."""
+    decode), on the torch path and through the fused kernel alike: the model stays the
+    real tiny model."""
     calls = {"decode": 0, "encode": 0}
-    decode, encode = model.decode_hidden, model.encoder.forward
+    decode, encode, fused = model.decode_hidden, model.encoder.forward, FastKernel.decode
 
-    def counted_decode(*args, **kwargs):
-        calls["decode"] += 1
-        if before_decode is not None:
-            before_decode()
-        return decode(*args, **kwargs)
+    def counted(run):
+        def counted_decode(*args, **kwargs):
+            calls["decode"] += 1
+            if before_decode is not None:
+                before_decode()
+            return run(*args, **kwargs)
+        return counted_decode
 
     def counted_encode(*args, **kwargs):
         calls["encode"] += 1
         return encode(*args, **kwargs)
 
-    model.decode_hidden = counted_decode
+    model.decode_hidden = counted(decode)
+    monkeypatch.setattr(FastKernel, "decode", counted(fused))
     model.encoder.forward = counted_encode
     return calls
 
@@ -161,8 +166,8 @@ def test_faster_deep_zoom_is_the_sparse_render_of_each_tile_and_goes_back_to_exa
     assert np.abs(shown(viewport).astype(int) - exact).max() <= 1        # exact again
 
 
-def test_minification_never_runs_the_decoder(make_viewer, tiny_model, small_image, qtbot):
-    calls = instrument(tiny_model)
+def test_minification_never_runs_the_decoder(monkeypatch, make_viewer, tiny_model, small_image, qtbot):
+    calls = instrument(monkeypatch, tiny_model)
     viewport, canvas = make_viewer(tiny_model, small_image, zoom=0.75)
     wait_sharp(qtbot, viewport)
     wheel(canvas, QPointF(100, 75), angle_y=-120)
@@ -184,8 +189,8 @@ def test_area_downsampling_averages_the_covered_pixels(small_image):
     np.testing.assert_allclose(area_region(small_image, (5, 3, 40, 30), (40, 30)), small_image[3:33, 5:45], atol=1e-6)
 
 
-def test_panning_back_is_served_from_the_tile_cache(make_viewer, tiny_model, small_image, qtbot):
-    calls = instrument(tiny_model)
+def test_panning_back_is_served_from_the_tile_cache(monkeypatch, make_viewer, tiny_model, small_image, qtbot):
+    calls = instrument(monkeypatch, tiny_model)
     viewport, canvas = make_viewer(tiny_model, small_image, zoom=5.0, center=(30, 20))
     wait_sharp(qtbot, viewport)
     first = shown(viewport).copy()
@@ -204,7 +209,7 @@ def test_panning_back_is_served_from_the_tile_cache(make_viewer, tiny_model, sma
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
 
 
-def test_a_slow_decoder_does_not_stall_the_window(make_viewer, tiny_model, small_image, qtbot):
+def test_a_slow_decoder_does_not_stall_the_window(monkeypatch, make_viewer, tiny_model, small_image, qtbot):
     """While the decoder is busy the GUI thread keeps handling events: each decode call
     waits for a tick of a GUI timer, which could never come if decoding ran on the GUI
     thread; and input during the render changes the view at once."""
@@ -216,7 +221,7 @@ def test_a_slow_decoder_does_not_stall_the_window(make_viewer, tiny_model, small
             gui_ticked.clear()
             answers.append(gui_ticked.wait(timeout=10))
 
-    calls = instrument(tiny_model, wait_for_gui)
+    calls = instrument(monkeypatch, tiny_model, wait_for_gui)
     timer = QTimer()
     timer.timeout.connect(gui_ticked.set)
     timer.start(5)
@@ -230,14 +235,14 @@ def test_a_slow_decoder_does_not_stall_the_window(make_viewer, tiny_model, small
     assert calls["decode"] > 0 and answers and all(answers)
 
 
-def test_only_the_newest_view_is_rendered_and_shown(make_viewer, tiny_model, small_image, qtbot):
+def test_only_the_newest_view_is_rendered_and_shown(monkeypatch, make_viewer, tiny_model, small_image, qtbot):
     entered, release = threading.Event(), threading.Event()
 
     def hold_first_decode():
         entered.set()
         release.wait(timeout=10)
 
-    instrument(tiny_model, hold_first_decode)
+    instrument(monkeypatch, tiny_model, hold_first_decode)
     viewport, canvas = make_viewer(tiny_model, small_image, zoom=3.0)
     qtbot.waitUntil(entered.is_set, timeout=TIMEOUT_MS)     # the first view is being decoded
     finished = []

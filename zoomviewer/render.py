@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from .latent import Latent, reduced_precision
 from .model import ensemble_axis
 from .model.liif import stacked_blend_weights
+from .model.native import FastKernel, fast_kernel
 
 Region = Sequence[float]  # (x, y, w, h) in source pixels
 
@@ -77,13 +78,15 @@ def _check(region: Region, out_size: tuple[int, int]) -> None:
         raise ValueError(f"output size {tuple(out_size)} must be at least 1x1")
 
 
-def render_workers(device: torch.device) -> int:
-    """Bands decoded at once: one per core the intra-op threads leave free. Separate
-    single-threaded workers scale on a busy machine where one op split over threads
-    waits on its slowest core."""
+def render_workers(device: torch.device, fused: bool = False) -> int:
+    """Bands decoded at once: one per core the intra-op threads leave free (or one per
+    core for the `fused` kernel, which runs outside them). Separate single-threaded
+    workers scale on a busy machine where one op split over threads waits on its slowest
+    core."""
     if device.type != "cpu":
         return 1
-    return max(1, min(4, (os.cpu_count() or 1) // max(1, torch.get_num_threads())))
+    cores = os.cpu_count() or 1
+    return max(1, min(4, cores if fused else cores // max(1, torch.get_num_threads())))
 
 
 class _Progress:
@@ -115,7 +118,9 @@ def render_region(latent: Latent, region: Region, out_size: tuple[int, int], *, 
     block); a block too big for that cache is done in bands of output rows, each with its
     own table of at most `table_budget` values. Output rows are decoded in bands on
     `workers` threads (default: render_workers), `chunk` queries at a time so the working
-    set stays in cache; every pixel's arithmetic is the same whatever the split.
+    set stays in cache; every pixel's arithmetic is the same whatever the split. The fast
+    decoder on the CPU runs as one fused kernel per pixel where it could be built
+    (model/native.py), the torch ops otherwise.
     `cell` (height, width in source pixels) replaces the output pixel's own size as the
     decoder's cell: the viewer's coarse preview asks with its full pass's cell so that
     both passes share one table. `keep_table=False` (an export's tiles, each used once)
@@ -137,7 +142,9 @@ def render_region(latent: Latent, region: Region, out_size: tuple[int, int], *, 
     row_lo = np.minimum.reduce(rows_np)
     row_hi = np.maximum.reduce(rows_np)
     fy0, fy1 = int(row_lo[0]), int(row_hi[-1]) + 1
-    workers = render_workers(dev) if workers is None else max(1, int(workers))
+    kernel = fast_kernel(model, dev)
+    workers = render_workers(dev, kernel is not None) if workers is None else max(1, int(workers))
+    table_workers = min(workers, render_workers(dev))
     whole = latent.planes_bytes((fy1 - fy0) * (fx1 - fx0)) <= latent.planes_budget_bytes
     band_rows = fy1 - fy0 if whole else max(1, table_budget // ((fx1 - fx0) * model.table_dim))
     if workers > 1:
@@ -152,9 +159,9 @@ def render_region(latent: Latent, region: Region, out_size: tuple[int, int], *, 
         bands.append((i0, i1, lo, int(row_hi[i1 - 1]) + 1))
         i0 = i1
 
-    if workers > 1:
-        latent.ensure(fy0, fy1, fx0, fx1, workers)
-    block = latent.planes(fy0, fy1, fx0, fx1, rel_cell, workers, keep_table) if whole else None
+    if table_workers > 1:
+        latent.ensure(fy0, fy1, fx0, fx1, table_workers)
+    block = latent.planes(fy0, fy1, fx0, fx1, rel_cell, table_workers, keep_table) if whole else None
     out = np.empty((out_h, out_w, 3), dtype=np.float32)
     tracker = _Progress(out_h, progress)
 
@@ -176,7 +183,10 @@ def render_region(latent: Latent, region: Region, out_size: tuple[int, int], *, 
                 planes = block[:, by0 - fy0:by1 - fy0]
             else:
                 planes = latent.planes(by0, by1, fx0, fx1, rel_cell, keep=False)
-            pred = _decode_band(model, planes, ys, xs, i0, i1, by0, fx0, chunk, step)
+            if kernel is not None:
+                pred = _decode_band_fused(kernel, planes, ys, xs, i0, i1, by0, fx0, chunk, step)
+            else:
+                pred = _decode_band(model, planes, ys, xs, i0, i1, by0, fx0, chunk, step)
             if model.residual:
                 pred += _bilinear_rows(latent, by, bx, i0, i1)
             out[i0:i1] = (pred * 0.5 + 0.5).clamp_(0, 1).cpu().numpy()
@@ -348,6 +358,26 @@ def _decode_band(model, planes: torch.Tensor, ys, xs, i0: int, i1: int, fy0: int
         out.index_put_((rows[:, :, None, None], cols[None, None]), pred)
         done += rows.numel() * cols.numel()
         step(done / total)
+    return out
+
+
+def _decode_band_fused(kernel: FastKernel, planes: torch.Tensor, ys, xs, i0: int, i1: int, fy0: int, fx0: int,
+                       chunk: int, step: Callable[[float], None]) -> torch.Tensor:
+    """_decode_band through the fused kernel (model/native.py): the same blend of the
+    ensemble members' predictions for output rows i0:i1 -> (R, W, 3), `chunk` pixels
+    (rounded to whole rows) between cancel checks."""
+    n_rows, n_cols = i1 - i0, xs[0][0].shape[0]
+    row_code = np.stack([i[i0:i1].cpu().numpy() - fy0 for i, _ in ys])
+    row_rel = np.stack([r[i0:i1].cpu().numpy() for _, r in ys])
+    col_code = np.stack([i.cpu().numpy() - fx0 for i, _ in xs])
+    col_rel = np.stack([r.cpu().numpy() for _, r in xs])
+    out = torch.empty(n_rows, n_cols, 3)
+    per = max(1, chunk // n_cols)
+    step(0.0)
+    for r0 in range(0, n_rows, per):
+        r1 = min(n_rows, r0 + per)
+        kernel.decode(planes, row_code[:, r0:r1], row_rel[:, r0:r1], col_code, col_rel, out[r0:r1])
+        step(r1 / n_rows)
     return out
 
 

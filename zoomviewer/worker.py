@@ -38,6 +38,7 @@ from PySide6.QtGui import QImage
 from .export import export_view
 from .geometry import View, bounding_rect, global_region, tile_parts
 from .model import load_weights, pick_device
+from .model.native import fast_kernel
 from .render import Cancelled, Latent, deep_zoom_step, render_sparse, render_workers
 from .resample import bicubic_region
 
@@ -281,6 +282,8 @@ class RenderWorker(QThread):
         if self.device is None:
             self.device = pick_device("cpu")
         self.model = spec
+        if spec is not None:
+            fast_kernel(spec, self.device)  # builds the fused decoder now (once per machine), not in the first frame
         self.model_name = MODEL_NAMES.get(getattr(spec, "kind", ""), "model") if spec is not None else ""
         self.device_description = describe_device(self.device)
         self.loaded = True

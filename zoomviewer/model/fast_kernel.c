@@ -1,0 +1,156 @@
+/* The fast decoder's per-query work, fused: for each output pixel, every ensemble
+ * member's modulated 16-wide render MLP (reading its code's table straight from the
+ * planes), the blend of their last hidden layers, and the output layer.
+ *
+ * Same arithmetic as FastLIIF.decode_hidden + stacked_blend_weights + project
+ * (zoomviewer/model/fast.py, liif.py); only the summation order differs (and fused
+ * multiply-adds where the compiler makes them). Built at first use by native.py with the
+ * system C compiler for the machine it runs on; the torch path stays the fallback.
+ *
+ * One vector holds the 16 units of one member's hidden layer, so a code's table parts
+ * load as whole vectors and no query gathers anything. Keeping one pixel's values in
+ * registers through all six layers is what the torch path cannot do: there each layer
+ * is a pass over memory.
+ */
+
+#include <stddef.h>
+#include <string.h>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
+#define WIDTH 16
+#define AREA_EPS 1e-9f
+
+typedef float v16 __attribute__((vector_size(WIDTH * sizeof(float))));
+typedef int vi16 __attribute__((vector_size(WIDTH * sizeof(int))));
+
+static inline v16 load(const float *p) {
+    v16 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline v16 relu(v16 x) {
+#ifdef __AVX512F__
+    return (v16)_mm512_max_ps((__m512)x, _mm512_setzero_ps());
+#else
+    /* compare and mask: whole-vector operations wherever the compiler has vectors */
+    const v16 zero = {0};
+    return (v16)((vi16)x & (vi16)(x > zero));
+#endif
+}
+
+static inline float dot(v16 a, v16 b) {
+    v16 p = a * b;
+#ifdef __AVX512F__
+    return _mm512_reduce_add_ps((__m512)p);
+#else
+    float s = 0.0f;
+    for (int u = 0; u < WIDTH; u++)
+        s += p[u];
+    return s;
+#endif
+}
+
+/* The last hidden layer of n members (n <= 4), run side by side: each weight column is
+ * loaded once for all of them, and their 2n accumulation chains overlap. `code[m]`: member
+ * m's table, part p at code[m] + p * part_stride (part 0: the first-layer term, then a
+ * scale and a shift per layer). `w_cols`: the hidden layers' weights column by column,
+ * (depth - 1) x 16 columns. */
+static inline void members_hidden(int n, const float *const *code, ptrdiff_t part_stride, int depth,
+                                  v16 w_y, v16 w_x, const v16 *w_cols, const float *rel_y,
+                                  const float *rel_x, v16 *h) {
+    for (int m = 0; m < n; m++) {
+        v16 t = load(code[m]) + w_x * rel_x[m] + w_y * rel_y[m];
+        h[m] = relu(load(code[m] + 2 * part_stride) + t * load(code[m] + part_stride));
+    }
+    for (int layer = 1; layer < depth; layer++) {
+        const v16 *w = w_cols + (layer - 1) * WIDTH;
+        float hs[4][WIDTH] __attribute__((aligned(64)));
+        memcpy(hs, h, n * sizeof hs[0]);
+        /* read the units back from memory: a broadcast load per unit, instead of the
+           register shuffle the compiler would otherwise pick (it competes with the FMAs) */
+        __asm__("" : "+m"(hs));
+        v16 a0[4], a1[4];
+        for (int m = 0; m < n; m++) {
+            a0[m] = w[0] * hs[m][0];
+            a1[m] = w[1] * hs[m][1];
+        }
+        for (int k = 2; k < WIDTH; k += 2)
+            for (int m = 0; m < n; m++) {
+                a0[m] += w[k] * hs[m][k];
+                a1[m] += w[k + 1] * hs[m][k + 1];
+            }
+        for (int m = 0; m < n; m++) {
+            const float *scale = code[m] + (1 + 2 * layer) * part_stride;
+            h[m] = relu(load(scale + part_stride) + (a0[m] + a1[m]) * load(scale));
+        }
+    }
+}
+
+/* Decode rows x cols pixels into out (rows, cols, 3), raw predictions.
+ * planes: the table, strides in floats (part, code row, code column; the 16 units of a
+ * part are contiguous). Members: n_a along y and n_b along x (both 1, or both 2: the local ensemble); row_code,
+ * row_rel are (n_a, rows), col_code, col_rel (n_b, cols): code index into the planes and
+ * rel_coord (in codes) of each member. w_rel: render_in's rel_coord columns as (16, 2)
+ * (y then x). w_cols: (depth - 1, 16, 16), each hidden layer's weight transposed.
+ * w_out (3, 16), b_out (3). Returns 0, or 1 for a layout this kernel was not built for. */
+int fast_decode(const float *planes, ptrdiff_t part_stride, ptrdiff_t row_stride, ptrdiff_t col_stride,
+                int width, int depth, const float *w_rel, const float *w_cols, const float *w_out,
+                const float *b_out, int n_a, const int *row_code, const float *row_rel, int n_b,
+                const int *col_code, const float *col_rel, int rows, int cols, float *out) {
+    if (width != WIDTH || n_a < 1 || n_a > 2 || n_b != n_a || depth < 1)
+        return 1;
+    v16 w_y, w_x, wo[3];
+    for (int u = 0; u < WIDTH; u++) {
+        w_y[u] = w_rel[2 * u];
+        w_x[u] = w_rel[2 * u + 1];
+        for (int c = 0; c < 3; c++)
+            wo[c][u] = w_out[c * WIDTH + u];
+    }
+    v16 cols_w[depth > 1 ? (depth - 1) * WIDTH : 1];
+    for (int j = 0; j < (depth - 1) * WIDTH; j++)
+        cols_w[j] = load(w_cols + j * WIDTH);
+
+    for (int i = 0; i < rows; i++) {
+        float ry[2];
+        const float *row_base[2];
+        for (int a = 0; a < n_a; a++) {
+            ry[a] = row_rel[a * rows + i];
+            row_base[a] = planes + (ptrdiff_t)row_code[a * rows + i] * row_stride;
+        }
+        float *dst = out + (ptrdiff_t)i * cols * 3;
+        for (int j = 0; j < cols; j++) {
+            float rx[2];
+            ptrdiff_t col_off[2];
+            for (int b = 0; b < n_b; b++) {
+                rx[b] = col_rel[b * cols + j];
+                col_off[b] = (ptrdiff_t)col_code[b * cols + j] * col_stride;
+            }
+            v16 h;
+            if (n_a == 2) {
+                /* each member weighted by the area of the diagonally opposite one */
+                const float *code[4] = {row_base[0] + col_off[0], row_base[0] + col_off[1],
+                                        row_base[1] + col_off[0], row_base[1] + col_off[1]};
+                float my[4] = {ry[0], ry[0], ry[1], ry[1]}, mx[4] = {rx[0], rx[1], rx[0], rx[1]};
+                float area[4], total = 0.0f;
+                for (int m = 0; m < 4; m++) {
+                    float v = my[m] * mx[m];
+                    area[m] = (v < 0 ? -v : v) + AREA_EPS;
+                }
+                total = area[0] + area[1] + area[2] + area[3];
+                v16 hm[4];
+                members_hidden(4, code, part_stride, depth, w_y, w_x, cols_w, my, mx, hm);
+                h = hm[0] * (area[3] / total) + hm[1] * (area[2] / total)
+                    + hm[2] * (area[1] / total) + hm[3] * (area[0] / total);
+            } else {
+                const float *code[1] = {row_base[0] + col_off[0]};
+                members_hidden(1, code, part_stride, depth, w_y, w_x, cols_w, ry, rx, &h);
+            }
+            for (int c = 0; c < 3; c++)
+                dst[3 * j + c] = dot(wo[c], h) + b_out[c];
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,160 @@
+"""The fast decoder's fused per-query kernel (fast_kernel.c), built for this machine.
+
+On the CPU the torch path makes ~20 passes over memory per query (a layer, a blend, a
+copy at a time); the kernel keeps each pixel's four ensemble members in registers from
+the table to the colour. It is compiled once with the system C compiler (`cc`, or $CC)
+into the user's cache folder and loaded with ctypes, which lets go of the GIL while it
+runs, so tiles decode in parallel threads.
+
+Nothing depends on it: without a compiler, on another device or dtype, for another
+decoder width, or with ZOOMVIEWER_NATIVE=0, `fast_kernel()` is None and the renderer
+takes the torch path. Both paths are held to the decoder's plain formulation by tests.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+SOURCE = Path(__file__).with_name("fast_kernel.c")
+_FLAGS = ["-O3", "-fPIC", "-shared", "-fno-math-errno", "-std=gnu11"]
+_lock = threading.Lock()
+_state: dict[str, object] = {}
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(root) / "zoomviewer" / "native"
+
+
+def _cpu_signature() -> str:
+    """The instruction sets a -march=native build may use: a cache shared by two
+    machines must not hand one the other's build."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return line
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _compile(compiler: str, target: Path) -> bool:
+    """Build the kernel into `target` (atomically: other processes may be loading it)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for arch in (["-march=native"], []):
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+        os.close(fd)
+        try:
+            done = subprocess.run([compiler, *_FLAGS, *arch, "-o", tmp, str(SOURCE)],
+                                  capture_output=True, text=True, timeout=120)
+            if done.returncode == 0:
+                os.replace(tmp, target)
+                for old in target.parent.glob("fast_kernel-*.so"):  # builds of older sources
+                    if old != target:
+                        old.unlink(missing_ok=True)
+                return True
+            log.info("building the fast kernel with %s %s failed: %s", compiler, arch, done.stderr.strip()[:500])
+        except (OSError, subprocess.SubprocessError) as e:
+            log.info("building the fast kernel failed: %s", e)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return False
+
+
+def _load() -> ctypes.CDLL | None:
+    if os.environ.get("ZOOMVIEWER_NATIVE", "1") == "0" or not sys.platform.startswith("linux"):
+        return None
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        log.info("no C compiler: the fast decoder runs on torch ops")
+        return None
+    try:
+        key = hashlib.sha256()
+        for part in (SOURCE.read_bytes(), " ".join(_FLAGS).encode(), compiler.encode(),
+                     platform.machine().encode(), _cpu_signature().encode()):
+            key.update(part)
+        target = _cache_dir() / f"fast_kernel-{key.hexdigest()[:16]}.so"
+        if not target.exists() and not _compile(compiler, target):
+            return None
+        lib = ctypes.CDLL(str(target))
+        f = lib.fast_decode
+    except (OSError, AttributeError) as e:  # no source, an unwritable cache, a broken build
+        log.info("the fast kernel could not be loaded: %s", e)
+        return None
+    f.restype = ctypes.c_int
+    p, i, s = ctypes.c_void_p, ctypes.c_int, ctypes.c_ssize_t
+    f.argtypes = [p, s, s, s, i, i, p, p, p, p, i, p, p, i, p, p, i, i, p]
+    return lib
+
+
+def library() -> ctypes.CDLL | None:
+    """The built kernel, or None where it cannot be had (built on the first call)."""
+    with _lock:
+        if "lib" not in _state:
+            _state["lib"] = _load()
+        return _state["lib"]  # type: ignore[return-value]
+
+
+class FastKernel:
+    """The fused decode for one FastLIIF, its weights laid out for the kernel."""
+
+    def __init__(self, lib: ctypes.CDLL, model) -> None:
+        self._f = lib.fast_decode
+        c, k = model.code_dim, model.width
+        self.width, self.depth = k, model.depth
+        with torch.no_grad():
+            self.w_rel = model.render_in.weight[:, c:c + 2].float().contiguous()
+            cols = [m.weight.t() for m in model.render_hidden] or [torch.zeros(k, k)]
+            self.w_cols = torch.stack(cols).float().contiguous()
+            self.w_out = model.render_out.weight.float().contiguous()
+            self.b_out = model.render_out.bias.float().contiguous()
+
+    def decode(self, planes: torch.Tensor, row_code: np.ndarray, row_rel: np.ndarray,
+               col_code: np.ndarray, col_rel: np.ndarray, out: torch.Tensor) -> None:
+        """planes (P, h, w, K) fp32 (any strides, K contiguous); row_code/row_rel (A, R)
+        and col_code/col_rel (B, C): each member's code index into the planes and its
+        rel_coord; out (R, C, 3) fp32 contiguous receives the raw prediction."""
+        rc = np.ascontiguousarray(row_code, dtype=np.int32)
+        rr = np.ascontiguousarray(row_rel, dtype=np.float32)
+        cc = np.ascontiguousarray(col_code, dtype=np.int32)
+        cr = np.ascontiguousarray(col_rel, dtype=np.float32)
+        if planes.stride(3) != 1 or not out.is_contiguous():
+            raise ValueError("the kernel reads codes contiguous in K and writes a contiguous output")
+        if len(rc) and (rc.min() < 0 or rc.max() >= planes.shape[1] or cc.min() < 0 or cc.max() >= planes.shape[2]):
+            raise IndexError("a code index falls outside the table")
+        ps, rs, cs, _ = planes.stride()
+        status = self._f(planes.data_ptr(), ps, rs, cs, self.width, self.depth,
+                         self.w_rel.data_ptr(), self.w_cols.data_ptr(), self.w_out.data_ptr(),
+                         self.b_out.data_ptr(), rc.shape[0], rc.ctypes.data, rr.ctypes.data,
+                         cc.shape[0], cc.ctypes.data, cr.ctypes.data, rc.shape[1], cc.shape[1],
+                         out.data_ptr())
+        if status != 0:
+            raise ValueError("the fast kernel was not built for this decoder's layout")
+
+
+def fast_kernel(model, device: torch.device) -> FastKernel | None:
+    """The fused kernel for `model` on `device`, or None where the torch path must run:
+    not a fast decoder, not the CPU, a width the kernel was not built for, or no build."""
+    if device.type != "cpu" or getattr(model, "kind", None) != "fast" or model.width != 16:
+        return None
+    if next(model.parameters()).dtype != torch.float32:
+        return None
+    lib = library()
+    return None if lib is None else FastKernel(lib, model)
