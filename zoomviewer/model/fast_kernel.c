@@ -14,6 +14,7 @@
  */
 
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #ifdef __AVX512F__
 #include <immintrin.h>
@@ -89,17 +90,40 @@ static inline void members_hidden(int n, const float *const *code, ptrdiff_t par
     }
 }
 
-/* Decode rows x cols pixels into out (rows, cols, 3), raw predictions.
+/* The residual option's base, bilinear in the source (grid_sample's, border): a window
+ * of the source (3 channels, columns contiguous), and per output row and column the
+ * two source rows / columns it lies between (relative to the window) and the weight of
+ * the second. src == NULL: no residual. */
+struct residual {
+    const float *src;
+    ptrdiff_t channel_stride, row_stride, width;
+    const int *y;       /* (2, rows) */
+    const float *ty;    /* (rows) */
+    const int *x;       /* (2, cols) */
+    const float *tx;    /* (cols) */
+};
+
+/* torch.lerp's formula (exact at both ends), without a branch: the weights along a row
+ * of output pixels cross 0.5 at every source column */
+static inline float lerp(float a, float b, float w) {
+    float d = b - a, from_a = a + w * d, from_b = b - d * (1.0f - w);
+    return w < 0.5f ? from_a : from_b;
+}
+
+/* Decode rows x cols pixels into out (rows, cols, 3): the prediction (plus the residual
+ * base) mapped from [-1, 1] to [0, 1] and clamped, as the renderer shows it.
  * planes: the table, strides in floats (part, code row, code column; the 16 units of a
- * part are contiguous). Members: n_a along y and n_b along x (both 1, or both 2: the local ensemble); row_code,
- * row_rel are (n_a, rows), col_code, col_rel (n_b, cols): code index into the planes and
- * rel_coord (in codes) of each member. w_rel: render_in's rel_coord columns as (16, 2)
- * (y then x). w_cols: (depth - 1, 16, 16), each hidden layer's weight transposed.
- * w_out (3, 16), b_out (3). Returns 0, or 1 for a layout this kernel was not built for. */
+ * part are contiguous). Members: n_a along y and n_b along x (both 1, or both 2: the
+ * local ensemble); row_code, row_rel are (n_a, rows), col_code, col_rel (n_b, cols): code
+ * index into the planes and rel_coord (in codes) of each member. w_rel: render_in's
+ * rel_coord columns as (16, 2) (y then x). w_cols: (depth - 1, 16, 16), each hidden
+ * layer's weight transposed. w_out (3, 16), b_out (3). Returns 0; 1 for a layout this
+ * kernel was not built for, 2 when out of memory. */
 int fast_decode(const float *planes, ptrdiff_t part_stride, ptrdiff_t row_stride, ptrdiff_t col_stride,
                 int width, int depth, const float *w_rel, const float *w_cols, const float *w_out,
                 const float *b_out, int n_a, const int *row_code, const float *row_rel, int n_b,
-                const int *col_code, const float *col_rel, int rows, int cols, float *out) {
+                const int *col_code, const float *col_rel, int rows, int cols,
+                const struct residual *base, float *out) {
     if (width != WIDTH || n_a < 1 || n_a > 2 || n_b != n_a || depth < 1)
         return 1;
     v16 w_y, w_x, wo[3];
@@ -113,6 +137,10 @@ int fast_decode(const float *planes, ptrdiff_t part_stride, ptrdiff_t row_stride
     for (int j = 0; j < (depth - 1) * WIDTH; j++)
         cols_w[j] = load(w_cols + j * WIDTH);
 
+    float *base_row = NULL;
+    if (base->src != NULL && (base_row = malloc(3 * base->width * sizeof(float))) == NULL)
+        return 2;
+
     for (int i = 0; i < rows; i++) {
         float ry[2];
         const float *row_base[2];
@@ -121,6 +149,15 @@ int fast_decode(const float *planes, ptrdiff_t part_stride, ptrdiff_t row_stride
             row_base[a] = planes + (ptrdiff_t)row_code[a * rows + i] * row_stride;
         }
         float *dst = out + (ptrdiff_t)i * cols * 3;
+        if (base_row != NULL) {  /* the source rows blended once per output row, for every column */
+            const float *top = base->src + (ptrdiff_t)base->y[i] * base->row_stride;
+            const float *bottom = base->src + (ptrdiff_t)base->y[rows + i] * base->row_stride;
+            float ty = base->ty[i];
+            for (int c = 0; c < 3; c++)
+                for (ptrdiff_t x = 0; x < base->width; x++)
+                    base_row[c * base->width + x] = lerp(top[c * base->channel_stride + x],
+                                                         bottom[c * base->channel_stride + x], ty);
+        }
         for (int j = 0; j < cols; j++) {
             float rx[2];
             ptrdiff_t col_off[2];
@@ -148,9 +185,17 @@ int fast_decode(const float *planes, ptrdiff_t part_stride, ptrdiff_t row_stride
                 const float *code[1] = {row_base[0] + col_off[0]};
                 members_hidden(1, code, part_stride, depth, w_y, w_x, cols_w, ry, rx, &h);
             }
-            for (int c = 0; c < 3; c++)
-                dst[3 * j + c] = dot(wo[c], h) + b_out[c];
+            for (int c = 0; c < 3; c++) {
+                float v = dot(wo[c], h) + b_out[c];
+                if (base_row != NULL) {
+                    const float *r = base_row + c * base->width;
+                    v += lerp(r[base->x[j]], r[base->x[cols + j]], base->tx[j]);
+                }
+                v = v * 0.5f + 0.5f;
+                dst[3 * j + c] = v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v);
+            }
         }
     }
+    free(base_row);
     return 0;
 }

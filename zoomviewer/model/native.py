@@ -100,8 +100,15 @@ def _load() -> ctypes.CDLL | None:
         return None
     f.restype = ctypes.c_int
     p, i, s = ctypes.c_void_p, ctypes.c_int, ctypes.c_ssize_t
-    f.argtypes = [p, s, s, s, i, i, p, p, p, p, i, p, p, i, p, p, i, i, p]
+    f.argtypes = [p, s, s, s, i, i, p, p, p, p, i, p, p, i, p, p, i, i, ctypes.POINTER(_Residual), p]
     return lib
+
+
+class _Residual(ctypes.Structure):
+    """fast_kernel.c's struct residual."""
+    _fields_ = [("src", ctypes.c_void_p), ("channel_stride", ctypes.c_ssize_t), ("row_stride", ctypes.c_ssize_t),
+                ("width", ctypes.c_ssize_t),
+                ("y", ctypes.c_void_p), ("ty", ctypes.c_void_p), ("x", ctypes.c_void_p), ("tx", ctypes.c_void_p)]
 
 
 def library() -> ctypes.CDLL | None:
@@ -127,26 +134,57 @@ class FastKernel:
             self.b_out = model.render_out.bias.float().contiguous()
 
     def decode(self, planes: torch.Tensor, row_code: np.ndarray, row_rel: np.ndarray,
-               col_code: np.ndarray, col_rel: np.ndarray, out: torch.Tensor) -> None:
+               col_code: np.ndarray, col_rel: np.ndarray, out: torch.Tensor, base=None) -> None:
         """planes (P, h, w, K) fp32 (any strides, K contiguous); row_code/row_rel (A, R)
         and col_code/col_rel (B, C): each member's code index into the planes and its
-        rel_coord; out (R, C, 3) fp32 contiguous receives the raw prediction."""
-        rc = np.ascontiguousarray(row_code, dtype=np.int32)
-        rr = np.ascontiguousarray(row_rel, dtype=np.float32)
-        cc = np.ascontiguousarray(col_code, dtype=np.int32)
-        cr = np.ascontiguousarray(col_rel, dtype=np.float32)
-        if planes.stride(3) != 1 or not out.is_contiguous():
-            raise ValueError("the kernel reads codes contiguous in K and writes a contiguous output")
-        if len(rc) and (rc.min() < 0 or rc.max() >= planes.shape[1] or cc.min() < 0 or cc.max() >= planes.shape[2]):
-            raise IndexError("a code index falls outside the table")
+        rel_coord; out (R, C, 3) fp32 contiguous receives the colours in [0, 1].
+        `base`, for the residual option: (src (3, h, w), rows (2, R), row weights (R,),
+        cols (2, C), col weights (C,)), the bilinear base's source window and, per output
+        row and column, the two source rows / columns (in the window) and the weight of
+        the second."""
+        rc, rr = _ints(row_code), _floats(row_rel)
+        cc, cr = _ints(col_code), _floats(col_rel)
+        if planes.stride(3) != 1 or not out.is_contiguous() or tuple(out.shape) != (rc.shape[1], cc.shape[1], 3):
+            raise ValueError("the kernel reads codes contiguous in K and writes a contiguous (R, C, 3) output")
+        _check_range(rc, planes.shape[1])
+        _check_range(cc, planes.shape[2])
+        keep = [rc, rr, cc, cr]
+        residual = _Residual()
+        if base is not None:
+            src, by, bty, bx, btx = base
+            if src.stride(2) != 1 or src.shape[0] != 3:
+                raise ValueError("the residual's source window must be (3, h, w) with contiguous rows")
+            by, bty, bx, btx = _ints(by), _floats(bty), _ints(bx), _floats(btx)
+            _check_range(by, src.shape[1])
+            _check_range(bx, src.shape[2])
+            keep += [src, by, bty, bx, btx]
+            residual = _Residual(src.data_ptr(), src.stride(0), src.stride(1), src.shape[2], by.ctypes.data, bty.ctypes.data,
+                                 bx.ctypes.data, btx.ctypes.data)
         ps, rs, cs, _ = planes.stride()
         status = self._f(planes.data_ptr(), ps, rs, cs, self.width, self.depth,
                          self.w_rel.data_ptr(), self.w_cols.data_ptr(), self.w_out.data_ptr(),
                          self.b_out.data_ptr(), rc.shape[0], rc.ctypes.data, rr.ctypes.data,
                          cc.shape[0], cc.ctypes.data, cr.ctypes.data, rc.shape[1], cc.shape[1],
-                         out.data_ptr())
+                         ctypes.byref(residual), out.data_ptr())
+        del keep
+        if status == 2:
+            raise MemoryError("no memory for the fast kernel's row buffer")
         if status != 0:
             raise ValueError("the fast kernel was not built for this decoder's layout")
+
+
+def _ints(a) -> np.ndarray:
+    return np.ascontiguousarray(a.numpy() if isinstance(a, torch.Tensor) else a, dtype=np.int32)
+
+
+def _floats(a) -> np.ndarray:
+    return np.ascontiguousarray(a.numpy() if isinstance(a, torch.Tensor) else a, dtype=np.float32)
+
+
+def _check_range(index: np.ndarray, size: int) -> None:
+    """The kernel reads raw memory: an index outside the array is an error here."""
+    if index.size and (index.min() < 0 or index.max() >= size):
+        raise IndexError("an index falls outside the table or the source window")
 
 
 def fast_kernel(model, device: torch.device) -> FastKernel | None:
