@@ -13,55 +13,46 @@ import torch
 
 from engine_models import sample_image, spread_model
 from test_render import full_reference
-from zoomviewer import render
 from zoomviewer.model import native
 from zoomviewer.render import Latent, render_region, render_region_reference
 
 needs_kernel = pytest.mark.skipif(native.library() is None, reason="no C compiler here: the torch path runs")
 
 
-def _torch_path(monkeypatch) -> None:
-    monkeypatch.setattr(render, "fast_kernel", lambda model, device: None)
-
-
 @pytest.mark.parametrize("ensemble, residual", [(True, True), (False, True), (False, False)])
 @pytest.mark.parametrize("fused", [True, False])
-def test_both_decode_paths_equal_the_plain_formulation(monkeypatch, fused, ensemble, residual):
+def test_both_decode_paths_equal_the_plain_formulation(fused, ensemble, residual):
     """Every switch the kernel handles: with and without the local ensemble (four members
     or one) and the residual base."""
     if fused and native.library() is None:
         pytest.skip("no C compiler here: the torch path runs")
-    if not fused:
-        _torch_path(monkeypatch)
     model = spread_model("fast", residual=residual, local_ensemble=ensemble)
     img = sample_image()
     latent = Latent(model, img, "cpu", tile=8)
     h, w = img.shape[:2]
     for region, size in [((0, 0, w, h), (46, 32)), ((2.3, 1.7, 11.1, 7.9), (126, 89)), ((5, 3, 3.1, 2.2), (93, 67))]:
-        ours = render_region(latent, region, size, chunk=999)
+        ours = render_region(latent, region, size, chunk=999, fused=fused)
         ref = render_region_reference(latent, region, size)
         assert ref.std() > 0.05
         assert np.abs(ours - ref).max() <= 1e-5
 
 
 @pytest.mark.parametrize("fused", [True, False])
-def test_both_decode_paths_equal_the_paper_written_out(monkeypatch, fused):
+def test_both_decode_paths_equal_the_paper_written_out(fused):
     if fused and native.library() is None:
         pytest.skip("no C compiler here: the torch path runs")
-    if not fused:
-        _torch_path(monkeypatch)
     model = spread_model("fast")
     img = sample_image()
     h, w = img.shape[:2]
     latent = Latent(model, img, "cpu", tile=8)
     for scale in (1.7, 4.0, 11.3):
         out_h, out_w = round(h * scale), round(w * scale)
-        ours = render_region(latent, (0, 0, w, h), (out_w, out_h), chunk=999)
+        ours = render_region(latent, (0, 0, w, h), (out_w, out_h), chunk=999, fused=fused)
         assert np.abs(ours - full_reference(model, img, out_h, out_w)).max() <= 1e-5
 
 
 @needs_kernel
-def test_fused_kernel_reads_a_cached_block_through_offset_views(monkeypatch):
+def test_fused_kernel_reads_a_cached_block_through_offset_views():
     """A pan inside a view reads its codes from the middle of the cached table block (a
     view with an offset and the block's strides): the same pixels as the torch path."""
     model = spread_model("fast", seed=3)
@@ -70,10 +61,9 @@ def test_fused_kernel_reads_a_cached_block_through_offset_views(monkeypatch):
     render_region(latent, (0, 0, 57, 41), (57 * 6, 41 * 6))  # caches the whole block at this zoom
     regions = [(13.2, 9.7, 20.0, 12.5), (40.1, 30.3, 16.9, 10.7), (0.0, 28.5, 9.5, 12.5)]
     fused = [render_region(latent, r, (round(r[2] * 6), round(r[3] * 6))) for r in regions]
-    _torch_path(monkeypatch)
     latent.forget_planes()
     for r, a in zip(regions, fused):
-        b = render_region(latent, r, (round(r[2] * 6), round(r[3] * 6)))
+        b = render_region(latent, r, (round(r[2] * 6), round(r[3] * 6)), fused=False)
         assert a.std() > 0.05
         assert np.abs(a - b).max() <= 2e-6
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .model import load_weights, new_model, pick_device
+from .model.native import fast_kernel
 from .render import Latent, deep_zoom_step, render_region, render_region_reference, render_sparse
 
 VIEW = (1280, 800)
@@ -81,13 +82,13 @@ def bench_reference(latent: Latent, scale: float, n_rows: int, log) -> float:
     return VIEW[0] * n_rows / t
 
 
-def bench_refine(latent: Latent, scale: float, runs: int) -> float:
+def bench_refine(latent: Latent, scale: float, runs: int, fused: bool = True) -> float:
     """A view as the viewer refines it: coarse pass (1/4 linear resolution), then full."""
     region = _view_region(scale, (7.0, 5.0))
 
     def refine():
-        render_region(latent, region, (VIEW[0] // 4, VIEW[1] // 4))
-        render_region(latent, region, VIEW)
+        render_region(latent, region, (VIEW[0] // 4, VIEW[1] // 4), fused=fused)
+        render_region(latent, region, VIEW, fused=fused)
     return _median_time(refine, runs)
 
 
@@ -187,6 +188,13 @@ def run_bench(json_path: str | None = None, device: str | None = None, quick: bo
                                                   warmup=1 if key == "fast" else 0)}
         entry["render_ms"] = {f"x{s}": 1000 * bench_refine(latent, s, runs if key == "fast" else 1) for s in (4, 12)}
         log("  coarse + full render_region: " + ", ".join(f"{k} {v:.0f} ms" for k, v in entry["render_ms"].items()))
+        if key == "fast":
+            res["fast_decoder_path"] = "fused kernel" if fast_kernel(model, dev) is not None else "torch ops"
+            if res["fast_decoder_path"] == "fused kernel":  # what a machine without a C compiler gets
+                entry["render_ms_torch_ops"] = {f"x{s}": 1000 * bench_refine(latent, s, runs, fused=False)
+                                                for s in (4, 12)}
+                log("  the same with torch ops instead of the fused kernel: "
+                    + ", ".join(f"{k} {v:.0f} ms" for k, v in entry["render_ms_torch_ops"].items()))
         entry["refine_ms"] = {f"x{s}": 1000 * bench_viewer_refine(model, mp1, dev, s, runs if key == "fast" else 1)
                               for s in (4, 12)}
         log("  viewer refine (render thread, coarse then sharp): "
@@ -255,6 +263,8 @@ def markdown(res: dict) -> str:
     for k in res["fast"]["render_ms"]:
         rows.append(f"| render_region coarse + full {k.replace('x', '×')}, ms | {res['fast']['render_ms'][k]:.0f} | "
                     f"{res['exact']['render_ms'][k]:.0f} |")
+    for k, v in res["fast"].get("render_ms_torch_ops", {}).items():
+        rows.append(f"| the same with torch ops, no fused kernel {k.replace('x', '×')}, ms | {v:.0f} | |")
     sparse = res["fast"].get("sparse")
     if sparse:
         rows.append(f"| viewer ×12 with Faster Deep Zoom (approximate), ms | {sparse['refine_ms']['x12']:.0f} | |")
@@ -270,4 +280,5 @@ def markdown(res: dict) -> str:
         if k.startswith("export_"):
             rows.append(f"| {k.replace('_', ' ')} | {v:.1f} | |")
     rows.append(f"| peak RSS, MB | {res['peak_rss_mb']:.0f} | |")
-    return f"device: {res['device_name']} ({res['device']}); weights: {res['weights']}\n\n" + "\n".join(rows)
+    return (f"device: {res['device_name']} ({res['device']}); weights: {res['weights']}; "
+            f"fast decoder: {res.get('fast_decoder_path', 'torch ops')}\n\n" + "\n".join(rows))

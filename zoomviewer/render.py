@@ -110,7 +110,8 @@ class _Progress:
 def render_region(latent: Latent, region: Region, out_size: tuple[int, int], *, chunk: int = 32768,
                   cancel: Callable[[], bool] | None = None, progress: Callable[[float], None] | None = None,
                   cell_clip: bool = False, cell: tuple[float, float] | None = None,
-                  table_budget: int = 24_000_000, workers: int | None = None, keep_table: bool = True) -> np.ndarray:
+                  table_budget: int = 24_000_000, workers: int | None = None, keep_table: bool = True,
+                  fused: bool = True) -> np.ndarray:
     """Decode the W x H display pixels of `region` -> float32 HxWx3 in [0, 1].
 
     The decoder's per-code table for the codes the region touches comes from the
@@ -120,7 +121,7 @@ def render_region(latent: Latent, region: Region, out_size: tuple[int, int], *, 
     `workers` threads (default: render_workers), `chunk` queries at a time so the working
     set stays in cache; every pixel's arithmetic is the same whatever the split. The fast
     decoder on the CPU runs as one fused kernel per pixel where it could be built
-    (model/native.py), the torch ops otherwise.
+    (model/native.py), the torch ops otherwise or with `fused=False`.
     `cell` (height, width in source pixels) replaces the output pixel's own size as the
     decoder's cell: the viewer's coarse preview asks with its full pass's cell so that
     both passes share one table. `keep_table=False` (an export's tiles, each used once)
@@ -142,7 +143,7 @@ def render_region(latent: Latent, region: Region, out_size: tuple[int, int], *, 
     row_lo = np.minimum.reduce(rows_np)
     row_hi = np.maximum.reduce(rows_np)
     fy0, fy1 = int(row_lo[0]), int(row_hi[-1]) + 1
-    kernel = fast_kernel(model, dev)
+    kernel = fast_kernel(model, dev) if fused else None
     workers = render_workers(dev, kernel is not None) if workers is None else max(1, int(workers))
     table_workers = min(workers, render_workers(dev))
     whole = latent.planes_bytes((fy1 - fy0) * (fx1 - fx0)) <= latent.planes_budget_bytes
