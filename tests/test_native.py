@@ -70,8 +70,8 @@ def test_fused_kernel_reads_a_cached_block_through_offset_views():
 
 @needs_kernel
 def test_fused_kernel_refuses_codes_outside_the_table():
-    """The kernel reads raw memory: an index past the table is an error, not a read of
-    whatever lies beyond it."""
+    """The kernel reads raw memory: an index past the table, or a table of the wrong
+    shape, is an error, not a read of whatever lies beyond it."""
     model = spread_model("fast")
     kernel = native.fast_kernel(model, torch.device("cpu"))
     planes = torch.zeros(13, 4, 5, 16)
@@ -79,6 +79,8 @@ def test_fused_kernel_refuses_codes_outside_the_table():
     rows, cols = np.array([[0, 1], [1, 2]]), np.array([[0, 1, 2], [1, 2, 5]])
     with pytest.raises(IndexError):
         kernel.decode(planes, rows, np.zeros((2, 2)), cols, np.zeros((2, 3)), out)
+    with pytest.raises(ValueError):  # a table with a part missing would be read past its end
+        kernel.decode(planes[:12], rows, np.zeros((2, 2)), cols[:, :2].clip(0, 4), np.zeros((2, 2)), out[:, :2])
 
 
 def test_no_compiler_means_the_torch_path(monkeypatch, tmp_path):
@@ -94,6 +96,19 @@ def test_no_compiler_means_the_torch_path(monkeypatch, tmp_path):
     h, w = img.shape[:2]
     ours = render_region(Latent(model, img, "cpu", tile=8), (0, 0, w, h), (w * 3, h * 3))
     assert np.abs(ours - full_reference(model, img, h * 3, w * 3)).max() <= 1e-5
+
+
+@needs_kernel
+def test_a_broken_cached_build_is_built_again(monkeypatch, tmp_path):
+    """A cached build that does not load (a half-written or damaged file) is replaced,
+    not a reason to lose the fast path for good."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(native, "_state", {})
+    target = native.build_path(native._compiler())
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"not a shared library")
+    assert native.library() is not None
+    assert target.stat().st_size > 1000
 
 
 def test_switched_off_or_unsupported_decoders_take_the_torch_path(monkeypatch):

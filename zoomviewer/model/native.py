@@ -78,25 +78,44 @@ def _compile(compiler: str, target: Path) -> bool:
     return False
 
 
+def _compiler() -> str | None:
+    return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+
+
+def build_path(compiler: str) -> Path:
+    """Where the build for this source, compiler and CPU lives."""
+    key = hashlib.sha256()
+    for part in (SOURCE.read_bytes(), " ".join(_FLAGS).encode(), compiler.encode(),
+                 platform.machine().encode(), _cpu_signature().encode()):
+        key.update(part)
+    return _cache_dir() / f"fast_kernel-{key.hexdigest()[:16]}.so"
+
+
 def _load() -> ctypes.CDLL | None:
     if os.environ.get("ZOOMVIEWER_NATIVE", "1") == "0" or not sys.platform.startswith("linux"):
         return None
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    compiler = _compiler()
     if compiler is None:
         log.info("no C compiler: the fast decoder runs on torch ops")
         return None
+    lib = None
     try:
-        key = hashlib.sha256()
-        for part in (SOURCE.read_bytes(), " ".join(_FLAGS).encode(), compiler.encode(),
-                     platform.machine().encode(), _cpu_signature().encode()):
-            key.update(part)
-        target = _cache_dir() / f"fast_kernel-{key.hexdigest()[:16]}.so"
-        if not target.exists() and not _compile(compiler, target):
-            return None
-        lib = ctypes.CDLL(str(target))
-        f = lib.fast_decode
-    except (OSError, AttributeError) as e:  # no source, an unwritable cache, a broken build
-        log.info("the fast kernel could not be loaded: %s", e)
+        target = build_path(compiler)
+        for attempt in range(2):  # a cached build that does not load (a broken file) is built again, once
+            if not target.exists() and not _compile(compiler, target):
+                return None
+            try:
+                lib = ctypes.CDLL(str(target))
+                f = lib.fast_decode
+                break
+            except (OSError, AttributeError) as e:
+                log.info("the cached fast kernel did not load (%s)%s", e, "" if attempt else "; building it again")
+                target.unlink(missing_ok=True)
+                lib = None
+    except OSError as e:  # no source, an unwritable cache
+        log.info("the fast kernel could not be built: %s", e)
+        return None
+    if lib is None:
         return None
     f.restype = ctypes.c_int
     p, i, s = ctypes.c_void_p, ctypes.c_int, ctypes.c_ssize_t
@@ -144,15 +163,22 @@ class FastKernel:
         the second."""
         rc, rr = _ints(row_code), _floats(row_rel)
         cc, cr = _ints(col_code), _floats(col_rel)
-        if planes.stride(3) != 1 or not out.is_contiguous() or tuple(out.shape) != (rc.shape[1], cc.shape[1], 3):
-            raise ValueError("the kernel reads codes contiguous in K and writes a contiguous (R, C, 3) output")
+        for t in (planes, out):
+            if t.device.type != "cpu" or t.dtype != torch.float32:
+                raise ValueError("the fast kernel works on float32 CPU tensors")
+        if planes.dim() != 4 or tuple(planes.shape[::3]) != (1 + 2 * self.depth, self.width) or planes.stride(3) != 1:
+            raise ValueError("the table must be (parts, h, w, width) with each part's units contiguous")
+        if not out.is_contiguous() or tuple(out.shape) != (rc.shape[1], cc.shape[1], 3):
+            raise ValueError("the kernel writes a contiguous (rows, columns, 3) output")
+        if rr.shape != rc.shape or cr.shape != cc.shape:
+            raise ValueError("each code index needs its rel_coord")
         _check_range(rc, planes.shape[1])
         _check_range(cc, planes.shape[2])
         keep = [rc, rr, cc, cr]
         residual = _Residual()
         if base is not None:
             src, by, bty, bx, btx = base
-            if src.stride(2) != 1 or src.shape[0] != 3:
+            if src.dtype != torch.float32 or src.device.type != "cpu" or src.shape[0] != 3 or src.stride(2) != 1:
                 raise ValueError("the residual's source window must be (3, h, w) with contiguous rows")
             by, bty, bx, btx = _ints(by), _floats(bty), _ints(bx), _floats(btx)
             _check_range(by, src.shape[1])
