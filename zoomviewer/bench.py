@@ -92,6 +92,17 @@ def bench_refine(latent: Latent, scale: float, runs: int, fused: bool = True) ->
     return _median_time(refine, runs)
 
 
+def bench_coarse(latent: Latent, scale: float, runs: int) -> float:
+    """The viewer's coarse pass alone: a 1/4-resolution render of the view with the full
+    pass's cell, its code table computed each time (as for a new zoom)."""
+    region = _view_region(scale, (7.0, 5.0))
+
+    def coarse():
+        latent.forget_planes()
+        render_region(latent, region, (VIEW[0] // 4, VIEW[1] // 4), cell=(1 / scale, 1 / scale))
+    return _median_time(coarse, runs)
+
+
 def bench_viewer_refine(model, pixels: np.ndarray, device: torch.device, scale: float, runs: int,
                         sparse: bool = False) -> float:
     """Seconds from a view request to its last sharp tile in the real viewer pipeline (the
@@ -195,6 +206,8 @@ def run_bench(json_path: str | None = None, device: str | None = None, quick: bo
                                                 for s in (4, 12)}
                 log("  the same with torch ops instead of the fused kernel: "
                     + ", ".join(f"{k} {v:.0f} ms" for k, v in entry["render_ms_torch_ops"].items()))
+        entry["coarse_ms"] = {"x4": 1000 * bench_coarse(latent, 4, 3 if not quick else 1)}
+        log(f"  coarse pass alone ({VIEW[0] // 4}x{VIEW[1] // 4}, code table included), x4: {entry['coarse_ms']['x4']:.0f} ms")
         entry["refine_ms"] = {f"x{s}": 1000 * bench_viewer_refine(model, mp1, dev, s, runs if key == "fast" else 1)
                               for s in (4, 12)}
         log("  viewer refine (render thread, coarse then sharp): "
@@ -260,6 +273,8 @@ def markdown(res: dict) -> str:
     for k in res["fast"]["refine_ms"]:
         rows.append(f"| viewer: 1280×800 view fully refined {k.replace('x', '×')}, ms | {res['fast']['refine_ms'][k]:.0f} | "
                     f"{res['exact']['refine_ms'][k]:.0f} |")
+    rows.append(f"| viewer's coarse pass alone ×4 ({VIEW[0] // 4}×{VIEW[1] // 4}, code table included), ms | "
+                f"{res['fast']['coarse_ms']['x4']:.0f} | {res['exact']['coarse_ms']['x4']:.0f} |")
     for k in res["fast"]["render_ms"]:
         rows.append(f"| render_region coarse + full {k.replace('x', '×')}, ms | {res['fast']['render_ms'][k]:.0f} | "
                     f"{res['exact']['render_ms'][k]:.0f} |")
