@@ -1,11 +1,13 @@
 /* The fast decoder's per-query work, fused: for each output pixel, every ensemble
  * member's modulated 16-wide render MLP (reading its code's table straight from the
- * planes), the blend of their last hidden layers, and the output layer.
+ * planes), the blend of their last hidden layers, the output layer, the residual
+ * option's bilinear base and the mapping to [0, 1].
  *
- * Same arithmetic as FastLIIF.decode_hidden + stacked_blend_weights + project
- * (zoomviewer/model/fast.py, liif.py); only the summation order differs (and fused
- * multiply-adds where the compiler makes them). Built at first use by native.py with the
- * system C compiler for the machine it runs on; the torch path stays the fallback.
+ * Same arithmetic as FastLIIF.decode_hidden + stacked_blend_weights + project and the
+ * renderer's _bilinear_rows (zoomviewer/model/fast.py, liif.py, render.py); only the
+ * summation order differs (and fused multiply-adds where the compiler makes them).
+ * native.py builds it once per machine with the system C compiler, for that CPU; the
+ * torch path stays the fallback.
  *
  * One vector holds the 16 units of one member's hidden layer, so a code's table parts
  * load as whole vectors and no query gathers anything. Keeping one pixel's values in
