@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef __AVX512F__
+#if defined(__SSE__)
 #include <immintrin.h>
 #endif
 
@@ -26,7 +26,6 @@
 #define AREA_EPS 1e-9f
 
 typedef float v16 __attribute__((vector_size(WIDTH * sizeof(float))));
-typedef int vi16 __attribute__((vector_size(WIDTH * sizeof(int))));
 
 static inline v16 load(const float *p) {
     v16 v;
@@ -34,30 +33,69 @@ static inline v16 load(const float *p) {
     return v;
 }
 
+/* ReLU and the dot product on whole registers. A 16-float vector is one AVX-512
+ * register, two AVX or four SSE ones; spelled out per width, because compilers turn
+ * the generic forms into one scalar compare per unit. */
+#if defined(__AVX512F__)
 static inline v16 relu(v16 x) {
-#ifdef __AVX512F__
     return (v16)_mm512_max_ps((__m512)x, _mm512_setzero_ps());
+}
+
+static inline float dot(v16 a, v16 b) {
+    return _mm512_reduce_add_ps((__m512)(a * b));
+}
+#elif defined(__AVX__)
+typedef union { v16 v; __m256 h[2]; } halves;
+
+static inline v16 relu(v16 x) {
+    halves u = {x};
+    u.h[0] = _mm256_max_ps(u.h[0], _mm256_setzero_ps());
+    u.h[1] = _mm256_max_ps(u.h[1], _mm256_setzero_ps());
+    return u.v;
+}
+
+static inline float dot(v16 a, v16 b) {
+    halves u = {a * b};
+    __m256 s8 = _mm256_add_ps(u.h[0], u.h[1]);
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    return _mm_cvtss_f32(_mm_add_ss(s4, _mm_shuffle_ps(s4, s4, 1)));
+}
+#elif defined(__SSE__)
+typedef union { v16 v; __m128 q[4]; } quarters;
+
+static inline v16 relu(v16 x) {
+    quarters u = {x};
+    for (int k = 0; k < 4; k++)
+        u.q[k] = _mm_max_ps(u.q[k], _mm_setzero_ps());
+    return u.v;
+}
+
+static inline float dot(v16 a, v16 b) {
+    quarters u = {a * b};
+    __m128 s4 = _mm_add_ps(_mm_add_ps(u.q[0], u.q[1]), _mm_add_ps(u.q[2], u.q[3]));
+    s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    return _mm_cvtss_f32(_mm_add_ss(s4, _mm_shuffle_ps(s4, s4, 1)));
+}
 #else
-    /* compare and mask: whole-vector operations wherever the compiler has vectors */
-    const v16 zero = {0};
-    return (v16)((vi16)x & (vi16)(x > zero));
-#endif
+static inline v16 relu(v16 x) {
+    v16 r;
+    for (int u = 0; u < WIDTH; u++)
+        r[u] = x[u] > 0.0f ? x[u] : 0.0f;
+    return r;
 }
 
 static inline float dot(v16 a, v16 b) {
     v16 p = a * b;
-#ifdef __AVX512F__
-    return _mm512_reduce_add_ps((__m512)p);
-#else
     float s = 0.0f;
     for (int u = 0; u < WIDTH; u++)
         s += p[u];
     return s;
-#endif
 }
+#endif
 
 /* The last hidden layer of n members (n <= 4), run side by side: each weight column is
- * loaded once for all of them, and their 2n accumulation chains overlap. `code[m]`: member
+ * loaded once for all of them, and their accumulation chains overlap. `code[m]`: member
  * m's table, part p at code[m] + p * part_stride (part 0: the first-layer term, then a
  * scale and a shift per layer). `w_cols`: the hidden layers' weights column by column,
  * (depth - 1) x 16 columns. */
@@ -75,19 +113,32 @@ static inline void members_hidden(int n, const float *const *code, ptrdiff_t par
         /* read the units back from memory: a broadcast load per unit, instead of the
            register shuffle the compiler would otherwise pick (it competes with the FMAs) */
         __asm__("" : "+m"(hs));
-        v16 a0[4], a1[4];
+        v16 acc[4];
+#if defined(__AVX512F__)
+        /* 32 registers: two chains per member, half the latency to wait on */
+        v16 odd[4];
         for (int m = 0; m < n; m++) {
-            a0[m] = w[0] * hs[m][0];
-            a1[m] = w[1] * hs[m][1];
+            acc[m] = w[0] * hs[m][0];
+            odd[m] = w[1] * hs[m][1];
         }
         for (int k = 2; k < WIDTH; k += 2)
             for (int m = 0; m < n; m++) {
-                a0[m] += w[k] * hs[m][k];
-                a1[m] += w[k + 1] * hs[m][k + 1];
+                acc[m] += w[k] * hs[m][k];
+                odd[m] += w[k + 1] * hs[m][k + 1];
             }
+        for (int m = 0; m < n; m++)
+            acc[m] += odd[m];
+#else
+        /* 16 registers or fewer: a second chain per member would spill */
+        for (int m = 0; m < n; m++)
+            acc[m] = w[0] * hs[m][0];
+        for (int k = 1; k < WIDTH; k++)
+            for (int m = 0; m < n; m++)
+                acc[m] += w[k] * hs[m][k];
+#endif
         for (int m = 0; m < n; m++) {
             const float *scale = code[m] + (1 + 2 * layer) * part_stride;
-            h[m] = relu(load(scale + part_stride) + (a0[m] + a1[m]) * load(scale));
+            h[m] = relu(load(scale + part_stride) + acc[m] * load(scale));
         }
     }
 }
