@@ -167,6 +167,9 @@ def render_region(latent: Latent, region: Region, out_size: tuple[int, int], *, 
     tracker = _Progress(out_h, progress)
 
     threads = torch.get_num_threads()
+    if kernel is not None:  # every band reads the same columns
+        fused_cols = (np.stack([i.cpu().numpy() - fx0 for i, _ in xs]).astype(np.int32),
+                      np.stack([r.cpu().numpy() for _, r in xs]))
 
     def render_band(band: tuple[int, int, int, int]) -> None:
         i0, i1, by0, by1 = band
@@ -186,12 +189,12 @@ def render_region(latent: Latent, region: Region, out_size: tuple[int, int], *, 
                 planes = latent.planes(by0, by1, fx0, fx1, rel_cell, keep=False)
             if kernel is not None:
                 base = _bilinear_window(latent, by, bx, i0, i1) if model.residual else None
-                _decode_band_fused(kernel, planes, ys, xs, i0, i1, by0, fx0, chunk, step, base,
+                _decode_band_fused(kernel, planes, ys, fused_cols, i0, i1, by0, chunk, step, base,
                                    torch.from_numpy(out[i0:i1]))
                 return
             pred = _decode_band(model, planes, ys, xs, i0, i1, by0, fx0, chunk, step)
             if model.residual:
-                pred += _bilinear_rows(latent, by, bx, i0, i1)
+                pred += _bilinear_rows(*_bilinear_window(latent, by, bx, i0, i1))
             out[i0:i1] = (pred * 0.5 + 0.5).clamp_(0, 1).cpu().numpy()
 
     if workers > 1 and len(bands) > 1:
@@ -364,48 +367,46 @@ def _decode_band(model, planes: torch.Tensor, ys, xs, i0: int, i1: int, fy0: int
     return out
 
 
-def _decode_band_fused(kernel: FastKernel, planes: torch.Tensor, ys, xs, i0: int, i1: int, fy0: int, fx0: int,
-                       chunk: int, step: Callable[[float], None], base, out: torch.Tensor) -> None:
+def _decode_band_fused(kernel: FastKernel, planes: torch.Tensor, ys, cols: tuple[np.ndarray, np.ndarray],
+                       i0: int, i1: int, fy0: int, chunk: int, step: Callable[[float], None], base,
+                       out: torch.Tensor) -> None:
     """Output rows i0:i1 through the fused kernel (model/native.py), written into `out`
     (R, W, 3) in [0, 1]: the same blend of the ensemble members' predictions as
-    _decode_band, plus the residual `base` (_bilinear_window) when given. `chunk` pixels
+    _decode_band, plus the residual `base` (_bilinear_window) when given. `cols`: each
+    x-member's code index into the planes and rel_coord, (B, W) each. `chunk` pixels
     (rounded to whole rows) between cancel checks."""
-    n_rows, n_cols = i1 - i0, xs[0][0].shape[0]
-    row_code = np.stack([i[i0:i1].cpu().numpy() - fy0 for i, _ in ys])
+    n_rows, n_cols = i1 - i0, cols[0].shape[1]
+    row_code = np.stack([i[i0:i1].cpu().numpy() - fy0 for i, _ in ys]).astype(np.int32)
     row_rel = np.stack([r[i0:i1].cpu().numpy() for _, r in ys])
-    col_code = np.stack([i.cpu().numpy() - fx0 for i, _ in xs])
-    col_rel = np.stack([r.cpu().numpy() for _, r in xs])
+    if base is not None:
+        base = (base[0].contiguous(), *base[1:])  # the kernel reads the source row by row
     per = max(1, chunk // n_cols)
     step(0.0)
     for r0 in range(0, n_rows, per):
         r1 = min(n_rows, r0 + per)
         rows_base = None if base is None else (base[0], base[1][:, r0:r1], base[2][r0:r1], base[3], base[4])
-        kernel.decode(planes, row_code[:, r0:r1], row_rel[:, r0:r1], col_code, col_rel, out[r0:r1], rows_base)
+        kernel.decode(planes, row_code[:, r0:r1], row_rel[:, r0:r1], *cols, out[r0:r1], rows_base)
         step(r1 / n_rows)
 
 
 def _bilinear_window(latent: Latent, by, bx, r0: int, r1: int):
-    """The residual base's source for rows r0:r1 -> (window (3, h, w), source rows (2, R)
-    and columns (2, W) in the window, row weights (R,), column weights (W,)): what
-    _bilinear_rows blends, for the fused kernel."""
+    """The residual option's base for rows r0:r1, what to blend -> (source window
+    (3, h, w), source rows (2, R) and columns (2, W) in the window, row weights (R,),
+    column weights (W,)): each output pixel lies between two source rows and columns."""
     y0, y1, ty = by[0][r0:r1], by[1][r0:r1], by[2][r0:r1]
     x0, x1, tx = bx
     lo, hi = int(y0.min()), int(y1.max()) + 1
     xl, xh = int(x0.min()), int(x1.max()) + 1
-    src = latent.source(lo, hi, xl, xh).contiguous()
-    return (src, torch.stack((y0, y1)) - lo, ty, torch.stack((x0, x1)) - xl, tx)
+    return latent.source(lo, hi, xl, xh), torch.stack((y0, y1)) - lo, ty, torch.stack((x0, x1)) - xl, tx
 
 
-def _bilinear_rows(latent: Latent, by, bx, r0: int, r1: int) -> torch.Tensor:
-    """The residual option's base: bilinear source colour at each query, rows r0:r1.
-    Separable: blend source rows first (few columns), then columns (full width)."""
-    y0, y1, ty = by[0][r0:r1], by[1][r0:r1], by[2][r0:r1, None, None]
-    x0, x1, tx = bx
-    lo, hi = int(y0.min()), int(y1.max()) + 1
-    xl, xh = int(x0.min()), int(x1.max()) + 1
-    src = latent.source(lo, hi, xl, xh).permute(1, 2, 0)
-    rows = torch.lerp(src.index_select(0, y0 - lo), src.index_select(0, y1 - lo), ty)
-    return torch.lerp(rows.index_select(1, x0 - xl), rows.index_select(1, x1 - xl), tx[None, :, None])
+def _bilinear_rows(src: torch.Tensor, y: torch.Tensor, ty: torch.Tensor, x: torch.Tensor,
+                   tx: torch.Tensor) -> torch.Tensor:
+    """The residual option's base, blended from _bilinear_window -> (R, W, 3). Separable:
+    source rows first (few columns), then columns (full width)."""
+    src = src.permute(1, 2, 0)
+    rows = torch.lerp(src.index_select(0, y[0]), src.index_select(0, y[1]), ty[:, None, None])
+    return torch.lerp(rows.index_select(1, x[0]), rows.index_select(1, x[1]), tx[None, :, None])
 
 
 @torch.no_grad()

@@ -413,14 +413,13 @@ class RenderWorker(QThread):
         if not parts:
             return
         started = time.perf_counter()
-        for part, image in self._sharp_tiles(parts, zoom, cancel, cell, report):
-            yield part, image
         pixels = sum(_pixels(p.rect) for p in parts)
+        for part, image in self._sharp_tiles(parts, pixels, zoom, cancel, cell, report):
+            yield part, image
         self._model_rate = pixels / max(time.perf_counter() - started, 1e-6)
 
-    def _sharp_tiles(self, parts: list, zoom: float, cancel, cell, report) -> Iterator[tuple]:
+    def _sharp_tiles(self, parts: list, pixels: int, zoom: float, cancel, cell, report) -> Iterator[tuple]:
         rect = bounding_rect(p.rect for p in parts)
-        pixels = sum(_pixels(p.rect) for p in parts)
         if (len(parts) > 1 and pixels == _pixels(rect) and self._model_rate
                 and pixels / self._model_rate <= ONE_PASS_S):
             size = (rect[2] - rect[0], rect[3] - rect[1])
