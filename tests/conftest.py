@@ -37,7 +37,7 @@ def tiny_model():
     (default initialisation predicts nearly flat grey)."""
     import torch
 
-    from zoomviewer.model import new_model
+    from zoomviewer.engine.model import new_model
 
     torch.manual_seed(0)
     model = new_model(TINY_CONFIG).eval()
@@ -59,7 +59,7 @@ def small_image() -> np.ndarray:
 
 def shown(viewport, kind="model") -> np.ndarray:
     """The frame a Viewport has for `kind`, as uint8 pixels; it must be for the current view."""
-    from zoomviewer.worker import rgb8_from_qimage
+    from zoomviewer.app.worker import rgb8_from_qimage
 
     frame = viewport.frames[kind]
     assert frame.matches(viewport.view), "the frame on screen is not for the current view"
@@ -69,8 +69,8 @@ def shown(viewport, kind="model") -> np.ndarray:
 def expected(render, viewport):
     """What exactly the visible region should look like, rendered in one piece here:
     `render(region, out_size)` -> float RGB. Returns (screen rect, uint8 pixels)."""
-    from zoomviewer.geometry import render_target
-    from zoomviewer.worker import to_rgb8
+    from zoomviewer.engine.geometry import render_target
+    from zoomviewer.app.worker import to_rgb8
 
     w, h = viewport.image_size
     target = render_target(viewport.view, w, h)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from zoomviewer.model import new_model
+from zoomviewer.engine.model import new_model
 
 
 def spread_model(kind: str, residual: bool = False, seed: int = 0, **flags) -> torch.nn.Module:

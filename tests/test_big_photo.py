@@ -34,9 +34,9 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
 CHILD = r"""
 import json, resource, sys
 import torch
-from zoomviewer.images import load
-from zoomviewer.model import new_model
-from zoomviewer.render import Latent, render_region
+from zoomviewer.engine.images import load
+from zoomviewer.engine.model import new_model
+from zoomviewer.engine.render import Latent, render_region
 
 torch.manual_seed(0)
 model = new_model({"kind": "fast", "encoder": "edsr-baseline", "residual": True,

@@ -13,12 +13,12 @@ import pytest
 from PIL import Image
 
 from engine_models import sample_image, spread_model
-from zoomviewer import bundled
+from zoomviewer.engine import bundled
 from zoomviewer.cli import main
-from zoomviewer.export import ExportError, export_view
-from zoomviewer.images import load, save
-from zoomviewer.model import save_weights
-from zoomviewer.render import Cancelled, Latent, render_region
+from zoomviewer.engine.export import ExportError, export_view
+from zoomviewer.engine.images import load, save
+from zoomviewer.engine.model import save_weights
+from zoomviewer.engine.render import Cancelled, Latent, render_region
 
 
 @pytest.fixture(scope="module")

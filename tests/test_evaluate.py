@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zoomviewer.evaluate import (evaluate, evaluate_model, make_pair, markdown_table, psnr,
+from zoomviewer.lab.evaluate import (evaluate, evaluate_model, make_pair, markdown_table, psnr,
                                  read_hr, write_json)
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -96,7 +96,7 @@ def _grey_model():
     """A real tiny fast-decoder model whose output layer is zero: it renders every pixel
     as 0.5 grey, so its PSNR is known in closed form."""
     torch = pytest.importorskip("torch")
-    from zoomviewer.model import new_model
+    from zoomviewer.engine.model import new_model
 
     model = new_model({"kind": "fast", "encoder": "edsr-baseline",
                        "encoder_args": {"n_resblocks": 1, "n_feats": 8}})

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zoomviewer.images import ImageError, load
+from zoomviewer.engine.images import ImageError, load
 
 CASES = 300
 WALL_SECONDS = 20

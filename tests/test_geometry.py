@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from zoomviewer.explain import code_weights, ensemble_members, grid_lines
-from zoomviewer.geometry import View, render_target, tile_parts, zoom_limits
-from zoomviewer.model import blend_weights, ensemble_axis
-from zoomviewer.render import Latent, render_region
+from zoomviewer.engine.explain import code_weights, ensemble_members, grid_lines
+from zoomviewer.engine.geometry import View, render_target, tile_parts, zoom_limits
+from zoomviewer.engine.model import blend_weights, ensemble_axis
+from zoomviewer.engine.render import Latent, render_region
 
 
 def test_screen_and_image_transforms_are_inverse():

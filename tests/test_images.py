@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms, ImageOps
 
-from zoomviewer import images
-from zoomviewer.images import ImageError, PhotoMetadata, load, read_size, save, to_srgb
+from zoomviewer.engine import images
+from zoomviewer.engine.images import ImageError, PhotoMetadata, load, read_size, save, to_srgb
 
 W, H = 64, 48
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from engine_models import sample_image
-from zoomviewer.model import new_model
-from zoomviewer.render import Latent, render_region
+from zoomviewer.engine.model import new_model
+from zoomviewer.engine.render import Latent, render_region
 
 ENCODERS = {
     "edsr-baseline": {"n_resblocks": 3, "n_feats": 8},

@@ -13,8 +13,8 @@ import torch
 
 from engine_models import sample_image, spread_model
 from test_render import full_reference
-from zoomviewer.model import native
-from zoomviewer.render import Latent, render_region, render_region_reference
+from zoomviewer.engine.model import native
+from zoomviewer.engine.render import Latent, render_region, render_region_reference
 
 needs_kernel = pytest.mark.skipif(native.library() is None, reason="no C compiler here: the torch path runs")
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from engine_models import spread_model, sample_image
-from zoomviewer.render import Cancelled, Latent, deep_zoom_step, render_region, render_region_reference, render_sparse
+from zoomviewer.engine.render import Cancelled, Latent, deep_zoom_step, render_region, render_region_reference, render_sparse
 
 SCALES = [1, 2.5, 4, 12.3]
 
@@ -245,7 +245,7 @@ def test_sparse_tiles_on_one_global_grid_meet_without_a_seam(setup):
 def test_cpu_linear_kernel_equals_plain_linear(relu):
     """The oneDNN path the renderer takes on the CPU is F.linear (and ReLU), batched
     leading dimensions included; training keeps autograd."""
-    from zoomviewer.model.kernels import linear
+    from zoomviewer.engine.model.kernels import linear
     torch.manual_seed(0)
     x, w, b = torch.randn(2, 2, 3, 4, 5, 7, 16), torch.randn(16, 16) / 4, torch.randn(16)
     plain = F.linear(x, w, b)

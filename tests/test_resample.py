@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zoomviewer.resample import bicubic_region, bicubic_sample, imresize, to_uint8
+from zoomviewer.engine.resample import bicubic_region, bicubic_sample, imresize, to_uint8
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SET5 = DATA / "bench" / "Set5"

@@ -21,11 +21,11 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import QPointF, Qt, QTimer
 
-from zoomviewer.compare import SIDE, SINGLE, SWIPE
-from zoomviewer.geometry import MAX_ZOOM, fit_zoom
-from zoomviewer.render import Latent, render_region
-from zoomviewer.resample import bicubic_region
-from zoomviewer.worker import BICUBIC, MODEL, area_region, to_rgb8
+from zoomviewer.app.compare import SIDE, SINGLE, SWIPE
+from zoomviewer.engine.geometry import MAX_ZOOM, fit_zoom
+from zoomviewer.engine.render import Latent, render_region
+from zoomviewer.engine.resample import bicubic_region
+from zoomviewer.app.worker import BICUBIC, MODEL, area_region, to_rgb8
 
 from conftest import assert_frame_is, mouse, wheel
 
@@ -142,7 +142,7 @@ def random_step(rng: random.Random, window, qtbot) -> None:
 
 
 def test_500_random_steps_keep_the_window_responsive_bounded_and_exact(qtbot, tiny_model, tmp_path):
-    from zoomviewer.window import MainWindow
+    from zoomviewer.app.window import MainWindow
 
     path = tmp_path / "soak.png"
     soak_photo(path)

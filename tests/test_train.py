@@ -13,8 +13,8 @@ from PIL import Image
 
 from engine_models import sample_image
 from zoomviewer.cli import main
-from zoomviewer.model import load_weights, new_model, save_weights
-from zoomviewer.train import PatchSampler, train
+from zoomviewer.engine.model import load_weights, new_model, save_weights
+from zoomviewer.lab.train import PatchSampler, train
 
 FULL_FAST = {"kind": "fast", "encoder": "edsr-baseline", "residual": True}
 

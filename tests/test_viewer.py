@@ -16,15 +16,15 @@ from PIL import Image
 from PySide6.QtCore import QPoint, QPointF, Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
-from zoomviewer.canvas import ZoomCanvas
-from zoomviewer.compare import SIDE, SWIPE, CompareArea
-from zoomviewer.explain import grid_lines
-from zoomviewer.geometry import tile_parts
-from zoomviewer.model.native import FastKernel
-from zoomviewer.render import Latent, deep_zoom_step, render_region, render_sparse
-from zoomviewer.resample import bicubic_region
-from zoomviewer.viewport import Viewport, source_pyramid
-from zoomviewer.worker import BICUBIC, MODEL, RenderWorker, area_region, rgb8_from_qimage, to_rgb8
+from zoomviewer.app.canvas import ZoomCanvas
+from zoomviewer.app.compare import SIDE, SWIPE, CompareArea
+from zoomviewer.engine.explain import grid_lines
+from zoomviewer.engine.geometry import tile_parts
+from zoomviewer.engine.model.native import FastKernel
+from zoomviewer.engine.render import Latent, deep_zoom_step, render_region, render_sparse
+from zoomviewer.engine.resample import bicubic_region
+from zoomviewer.app.viewport import Viewport, source_pyramid
+from zoomviewer.app.worker import BICUBIC, MODEL, RenderWorker, area_region, rgb8_from_qimage, to_rgb8
 
 from conftest import assert_frame_is, mouse, shown, wheel
 
@@ -345,7 +345,7 @@ def slow_opening(monkeypatch, name: str, seconds: float = 1.0) -> dict:
     """Opening the file called `name` takes `seconds` longer (a big photo's decode), then
     the real images.load reads it. Returns what the slow load saw: whether it is under
     way now, and the thread it ran on."""
-    import zoomviewer.window as window_module
+    import zoomviewer.app.window as window_module
 
     load = window_module.images.load
     state = {"loading": False, "thread": None}
@@ -368,7 +368,7 @@ def save_photo(path, w, h, seed=0):
 
 
 def test_opening_a_big_photo_never_freezes_the_window(qtbot, tiny_model, photo_file, tmp_path, monkeypatch):
-    from zoomviewer.window import MainWindow
+    from zoomviewer.app.window import MainWindow
 
     window = MainWindow(tiny_model, "cpu")
     qtbot.addWidget(window)
@@ -399,8 +399,8 @@ def test_opening_a_big_photo_never_freezes_the_window(qtbot, tiny_model, photo_f
 
 
 def test_a_bad_file_gets_one_sentence_and_the_photo_stays(qtbot, tiny_model, photo_file, tmp_path, monkeypatch):
-    import zoomviewer.window as window_module
-    from zoomviewer.window import MainWindow
+    import zoomviewer.app.window as window_module
+    from zoomviewer.app.window import MainWindow
 
     boxes = []
     monkeypatch.setattr(window_module.QMessageBox, "warning", lambda parent, title, text: boxes.append(text))
@@ -433,7 +433,7 @@ def test_a_bad_file_gets_one_sentence_and_the_photo_stays(qtbot, tiny_model, pho
 
 
 def test_of_two_quick_opens_the_second_wins(qtbot, tiny_model, photo_file, tmp_path, monkeypatch):
-    from zoomviewer.window import MainWindow
+    from zoomviewer.app.window import MainWindow
 
     window = MainWindow(tiny_model, "cpu")
     qtbot.addWidget(window)
@@ -458,7 +458,7 @@ def test_dropping_a_file_on_the_window_opens_it(qtbot, tiny_model, photo_file):
     from PySide6.QtCore import QMimeData, QUrl
     from PySide6.QtGui import QDragEnterEvent, QDropEvent
 
-    from zoomviewer.window import MainWindow
+    from zoomviewer.app.window import MainWindow
 
     window = MainWindow(tiny_model, "cpu")
     qtbot.addWidget(window)
@@ -492,13 +492,13 @@ def test_the_screen_copy_of_a_photo_is_its_8_bit_pixels_and_their_halvings():
 
 
 def test_settings_never_touch_the_users_folder(_settings_in_temp_dir):
-    from zoomviewer.window import app_settings
+    from zoomviewer.app.window import app_settings
 
     assert app_settings().fileName().startswith(str(_settings_in_temp_dir))
 
 
 def test_scripted_view_saves_a_screenshot_when_sharp(qtbot, tiny_model, photo_file, tmp_path):
-    from zoomviewer.window import run_view
+    from zoomviewer.app.window import run_view
 
     out = tmp_path / "shot.png"
     code = run_view(str(photo_file), tiny_model, zoom=5.0, center=(20.0, 15.0), compare="side", explain=True,
@@ -509,7 +509,7 @@ def test_scripted_view_saves_a_screenshot_when_sharp(qtbot, tiny_model, photo_fi
 
 
 def test_scripted_view_fails_with_one_line(tiny_model, tmp_path, capsys):
-    from zoomviewer.window import run_view
+    from zoomviewer.app.window import run_view
 
     code = run_view(str(tmp_path / "missing.png"), tiny_model, screenshot=str(tmp_path / "x.png"))
     err = capsys.readouterr().err.strip()

@@ -9,9 +9,9 @@ import numpy as np
 from PIL import Image
 
 from zoomviewer.cli import main
-from zoomviewer.images import load, save
-from zoomviewer.model import save_weights
-from zoomviewer.worker import ExportJob, RenderWorker
+from zoomviewer.engine.images import load, save
+from zoomviewer.engine.model import save_weights
+from zoomviewer.app.worker import ExportJob, RenderWorker
 
 
 def _export_on_worker(qtbot, model, photo, job, connect) -> list:

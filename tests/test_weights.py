@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from engine_models import sample_image, spread_model
-from zoomviewer.model import WeightsError, load_weights, new_model, save_weights
-from zoomviewer.render import Latent, render_region
+from zoomviewer.engine.model import WeightsError, load_weights, new_model, save_weights
+from zoomviewer.engine.render import Latent, render_region
 
 
 def render(model, img):

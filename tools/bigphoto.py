@@ -91,7 +91,7 @@ def make_photo(path: Path, width: int, height: int, seed: int = 0) -> None:
 
 
 def make_weights(path: Path) -> None:
-    from zoomviewer.model import new_model, save_weights
+    from zoomviewer.engine.model import new_model, save_weights
     model = new_model({"kind": "fast", "encoder": "edsr-baseline", "residual": True})
     save_weights(path, model, model.config)
 
@@ -117,10 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", action="store_true", help="keep the temporary folder and print its path")
     args = p.parse_args(argv)
 
-    from zoomviewer.export import export_view
-    from zoomviewer.images import load
-    from zoomviewer.model import load_weights
-    from zoomviewer.render import Latent, render_region
+    from zoomviewer.engine.export import export_view
+    from zoomviewer.engine.images import load
+    from zoomviewer.engine.model import load_weights
+    from zoomviewer.engine.render import Latent, render_region
 
     work = Path(tempfile.mkdtemp(prefix="bigphoto-"))
     steps: list[tuple[str, float, float, float]] = []

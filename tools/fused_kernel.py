@@ -11,9 +11,9 @@ import time
 import numpy as np
 import torch
 
-from zoomviewer.bench import _model
-from zoomviewer.model.native import fast_kernel
-from zoomviewer.render import _decode_band
+from zoomviewer.lab.bench import _model
+from zoomviewer.engine.model.native import fast_kernel
+from zoomviewer.engine.render import _decode_band
 
 
 def main() -> None:

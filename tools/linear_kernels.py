@@ -1,5 +1,5 @@
 """Time the decoders' linear layers on one CPU thread: PyTorch's default fp32 matmul
-(F.linear) against the oneDNN kernels zoomviewer uses (zoomviewer.model.kernels), on the
+(F.linear) against the oneDNN kernels zoomviewer uses (zoomviewer.engine.model.kernels), on the
 same float32 inputs, and print the largest difference. Usage: python tools/linear_kernels.py"""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from zoomviewer.model import kernels
+from zoomviewer.engine.model import kernels
 
 
 def per_call_us(fn, n: int) -> float:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
-from zoomviewer.bundled import resource_dir
-from zoomviewer.evaluate import evaluate_model
-from zoomviewer.model import load_weights, save_weights
+from zoomviewer.engine.bundled import resource_dir
+from zoomviewer.lab.evaluate import evaluate_model
+from zoomviewer.engine.model import load_weights, save_weights
 
 
 def main() -> int:

@@ -41,8 +41,8 @@ def _parse_region(text: str) -> tuple[float, float, float, float]:
 
 def load_model(name: str | None, weights: str | None):
     """The model to use: --weights FILE, else the shipped weights of --model."""
-    from .bundled import DEFAULT_MODEL, shipped_weights
-    from .model import load_weights
+    from .engine.bundled import DEFAULT_MODEL, shipped_weights
+    from .engine.model import load_weights
 
     if weights:
         return load_weights(weights)[0]
@@ -66,10 +66,10 @@ def _progress(label: str):
 
 
 def cmd_upscale(args) -> int:
-    from .export import export_view
-    from .images import load
-    from .model import pick_device
-    from .render import Latent
+    from .engine.export import export_view
+    from .engine.images import load
+    from .engine.model import pick_device
+    from .engine.render import Latent
 
     if (args.scale is None) == (args.size is None):
         raise UsageError("give exactly one of --scale S or --size WxH")
@@ -97,8 +97,8 @@ def cmd_upscale(args) -> int:
 
 
 def cmd_view(args) -> int:
-    from .bundled import sample_photo
-    from .window import run_view
+    from .engine.bundled import sample_photo
+    from .app.window import run_view
 
     center = _parse_pair(args.center, ",", "--center") if args.center else None
     if args.weights:
@@ -111,7 +111,7 @@ def cmd_view(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .evaluate import evaluate, markdown_table, write_json
+    from .lab.evaluate import evaluate, markdown_table, write_json
 
     scales = [float(s) for s in args.scales.split(",")]
     models = {"bicubic": None}
@@ -135,7 +135,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .train import train
+    from .lab.train import train
 
     train(args.data, args.model, args.out, iters=args.iters, batch=args.batch, lr=args.lr,
           residual=not args.no_residual, threads=args.threads, eval_every=args.eval_every,
@@ -145,7 +145,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import run_bench
+    from .lab.bench import run_bench
 
     return run_bench(json_path=args.json, device=args.device, quick=args.quick)
 
@@ -225,10 +225,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handler = {"view": cmd_view, "upscale": cmd_upscale, "eval": cmd_eval, "train": cmd_train,
                "bench": cmd_bench}[args.command]
-    from .export import ExportError
-    from .images import ImageError
-    from .model import WeightsError
-    from .render import Cancelled
+    from .engine.export import ExportError
+    from .engine.images import ImageError
+    from .engine.model import WeightsError
+    from .engine.render import Cancelled
     try:
         return handler(args) or 0
     except (UsageError, ImageError, WeightsError, ExportError) as e:

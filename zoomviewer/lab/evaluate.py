@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .resample import imresize
+from ..engine.resample import imresize
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 # ITU-R BT.601 luma of a [0, 1] RGB difference, as in the reference code (the 16 offset
@@ -94,7 +94,7 @@ def predict(model, lr: np.ndarray, hr_size: tuple[int, int], device=None) -> np.
     if model is None:
         return np.clip(imresize(lr, out_shape=(hr_h, hr_w)), 0.0, 1.0)
     # Imported here so bicubic evaluation needs neither torch nor the engine.
-    from .render import Latent, render_region
+    from ..engine.render import Latent, render_region
 
     lr_h, lr_w = lr.shape[:2]
     latent = Latent(model, np.ascontiguousarray(lr, dtype=np.float32), device=device)

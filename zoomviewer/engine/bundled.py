@@ -18,7 +18,7 @@ def resource_dir() -> Path:
         import zoomviewer.resources as res
         return Path(res.__file__).resolve().parent
     except ImportError:
-        return Path(__file__).resolve().parents[1] / "resources"
+        return Path(__file__).resolve().parents[2] / "resources"
 
 
 def sample_photo() -> Path:

@@ -21,11 +21,11 @@ from PySide6.QtCore import QEventLoop, QSettings, QThread, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMessageBox, QWidget
 
-from . import images
-from .bundled import sample_photo, shipped_weights
+from ..engine import images
+from ..engine.bundled import sample_photo, shipped_weights
 from .compare import MODES, SIDE, SINGLE, SWIPE, CompareArea
 from .exportdialog import ExportDialog, ExportSession
-from .geometry import render_target
+from ..engine.geometry import render_target
 from .viewport import Viewport, source_pyramid
 from .worker import RenderWorker
 

@@ -35,12 +35,12 @@ import torch
 from PySide6.QtCore import QThread, Signal
 from PySide6.QtGui import QImage
 
-from .export import export_view
-from .geometry import View, bounding_rect, global_region, tile_parts
-from .model import load_weights, pick_device
-from .model.native import fast_kernel
-from .render import Cancelled, Latent, deep_zoom_step, render_sparse, render_workers
-from .resample import bicubic_region
+from ..engine.export import export_view
+from ..engine.geometry import View, bounding_rect, global_region, tile_parts
+from ..engine.model import load_weights, pick_device
+from ..engine.model.native import fast_kernel
+from ..engine.render import Cancelled, Latent, deep_zoom_step, render_sparse, render_workers
+from ..engine.resample import bicubic_region
 
 MODEL, BICUBIC, AREA = "model", "bicubic", "area"
 COARSE_FACTOR = 4            # the coarse pass renders one pixel per 4x4 device pixels

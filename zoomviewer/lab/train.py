@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .model import load_weights, new_model, save_weights
+from ..engine.model import load_weights, new_model, save_weights
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 

@@ -18,7 +18,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QRect, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QImage, QPainter, QRegion, QTransform
 
-from .geometry import View, zoom_limits
+from ..engine.geometry import View, zoom_limits
 from .worker import BICUBIC, MODEL, RenderRequest, to_rgb8
 
 GOOD_WARP = 3.0                  # a frame warped by up to x3 beats a 1/4-resolution coarse pass

@@ -19,15 +19,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .model import load_weights, new_model, pick_device
-from .model.native import fast_kernel
-from .render import Latent, deep_zoom_step, render_region, render_region_reference, render_sparse
+from ..engine.model import load_weights, new_model, pick_device
+from ..engine.model.native import fast_kernel
+from ..engine.render import Latent, deep_zoom_step, render_region, render_region_reference, render_sparse
 
 VIEW = (1280, 800)
 
 
 def _model(kind: str):
-    from .bundled import shipped_weights
+    from ..engine.bundled import shipped_weights
     path = shipped_weights(kind)
     if path is not None:
         return load_weights(path)[0], "shipped"
@@ -112,8 +112,8 @@ def bench_viewer_refine(model, pixels: np.ndarray, device: torch.device, scale: 
     Faster Deep Zoom approximation."""
     from PySide6.QtCore import QCoreApplication, QEventLoop, QTimer
 
-    from .geometry import View
-    from .worker import MODEL, RenderRequest, RenderWorker
+    from ..engine.geometry import View
+    from ..app.worker import MODEL, RenderRequest, RenderWorker
 
     app = QCoreApplication.instance() or QCoreApplication([])
     worker = RenderWorker(model, str(device))
@@ -152,8 +152,8 @@ def bench_sparse(model, photo: np.ndarray, device: torch.device, runs: int, log)
     """The optional Faster Deep Zoom: its viewer refine time at x12 and its error against the
     exact render (PSNR, 1280x800 views at the photo's centre) on the bench photo and the
     bundled sample photo."""
-    from .bundled import sample_photo
-    from .images import load, to_srgb
+    from ..engine.bundled import sample_photo
+    from ..engine.images import load, to_srgb
 
     out: dict = {"refine_ms": {"x12": 1000 * bench_viewer_refine(model, photo, device, 12, runs, sparse=True)},
                  "step": {}, "psnr_vs_exact_db": {}}
@@ -235,7 +235,7 @@ def run_bench(json_path: str | None = None, device: str | None = None, quick: bo
 
     size = (7680, 4320) if not quick else (1920, 1080)
     region = (500.0, 400.0, size[0] / 4, size[1] / 4)
-    from .export import export_view
+    from ..engine.export import export_view
     with tempfile.TemporaryDirectory() as d:
         t = time.perf_counter()
         for _ in export_view(latent, None, region, size, Path(d) / "export.png"):

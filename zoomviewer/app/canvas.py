@@ -13,7 +13,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
-from .explain import code_weights, ensemble_members, grid_lines
+from ..engine.explain import code_weights, ensemble_members, grid_lines
 from .viewport import Viewport
 from .worker import BICUBIC, MODEL
 
