@@ -59,7 +59,7 @@ def small_image() -> np.ndarray:
 
 def shown(viewport, kind="model") -> np.ndarray:
     """The frame a Viewport has for `kind`, as uint8 pixels; it must be for the current view."""
-    from zoomviewer.app.worker import rgb8_from_qimage
+    from zoomviewer.app.qimages import rgb8_from_qimage
 
     frame = viewport.frames[kind]
     assert frame.matches(viewport.view), "the frame on screen is not for the current view"
@@ -70,7 +70,7 @@ def expected(render, viewport):
     """What exactly the visible region should look like, rendered in one piece here:
     `render(region, out_size)` -> float RGB. Returns (screen rect, uint8 pixels)."""
     from zoomviewer.engine.geometry import render_target
-    from zoomviewer.app.worker import to_rgb8
+    from zoomviewer.engine.resample import to_rgb8
 
     w, h = viewport.image_size
     target = render_target(viewport.view, w, h)

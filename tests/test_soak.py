@@ -25,7 +25,9 @@ from zoomviewer.app.compare import SIDE, SINGLE, SWIPE
 from zoomviewer.engine.geometry import MAX_ZOOM, fit_zoom
 from zoomviewer.engine.render import Latent, render_region
 from zoomviewer.engine.resample import bicubic_region
-from zoomviewer.app.worker import BICUBIC, MODEL, area_region, to_rgb8
+from zoomviewer.app.protocol import BICUBIC, MODEL
+from zoomviewer.app.tile_cache import TileCache
+from zoomviewer.engine.resample import area_region, to_rgb8
 
 from conftest import assert_frame_is, mouse, wheel
 
@@ -76,20 +78,19 @@ def soak_photo(path) -> None:
     Image.fromarray(to_rgb8(np.clip(0.8 * base + 0.2 * rng.random((h, w, 3)), 0, 1))).save(path)
 
 
-def count_cache_puts(worker) -> dict:
-    """Wrap the worker's cache insertion (it runs on the render thread) to record, right
-    after each insertion and its evictions, how much the cache holds."""
-    seen = {"puts": 0, "peak_bytes": 0, "peak_tiles": 0}
-    put = worker._cache_put
+class RecordingCache(TileCache):
+    """The render thread's tile cache, recording right after each insertion and its
+    evictions how much it holds (insertions run on the render thread)."""
 
-    def counted_put(*args):
-        put(*args)
-        seen["puts"] += 1
-        seen["peak_bytes"] = max(seen["peak_bytes"], worker._cached_bytes)
-        seen["peak_tiles"] = max(seen["peak_tiles"], len(worker._cache))
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(max_bytes, lambda image: image.sizeInBytes())
+        self.puts = self.peak_bytes = self.peak_tiles = 0
 
-    worker._cache_put = counted_put
-    return seen
+    def put(self, key, rect, image) -> None:
+        super().put(key, rect, image)
+        self.puts += 1
+        self.peak_bytes = max(self.peak_bytes, self.bytes)
+        self.peak_tiles = max(self.peak_tiles, len(self))
 
 
 def assert_event_loop_alive(qtbot) -> None:
@@ -142,17 +143,17 @@ def random_step(rng: random.Random, window, qtbot) -> None:
 
 
 def test_500_random_steps_keep_the_window_responsive_bounded_and_exact(qtbot, tiny_model, tmp_path):
+    from zoomviewer.app.render_thread import RenderThread
     from zoomviewer.app.window import MainWindow
 
     path = tmp_path / "soak.png"
     soak_photo(path)
-    window = MainWindow(tiny_model, "cpu")
+    cache = RecordingCache(CACHE_BUDGET)
+    window = MainWindow(RenderThread(tiny_model, "cpu", cache=cache))
     qtbot.addWidget(window)
-    window.worker.cache_bytes = CACHE_BUDGET
-    cache = count_cache_puts(window.worker)
     errors, failed_renders = [], []
     window.show_error = errors.append
-    window.worker.request_failed.connect(lambda _, message: failed_renders.append(message))
+    window.renderer.request_failed.connect(lambda _, message: failed_renders.append(message))
     window.resize(400, 300)
     window.show()
     qtbot.waitExposed(window)
@@ -178,10 +179,10 @@ def test_500_random_steps_keep_the_window_responsive_bounded_and_exact(qtbot, ti
     rss_growth = rss_mb() - rss_after_warm_up
     none_lost = none_after_warm_up - none_references()
 
-    vp, worker = window.viewport, window.worker
+    vp = window.viewport
     qtbot.waitUntil(vp.is_sharp, timeout=60_000)
     print(f"\nsoak: RSS growth after warm-up {rss_growth:+.1f} MB; references to None lost {none_lost}; tile cache peak "
-          f"{cache['peak_bytes'] / 1e6:.2f} MB in {cache['peak_tiles']} tiles ({cache['puts']} tiles rendered)")
+          f"{cache.peak_bytes / 1e6:.2f} MB in {cache.peak_tiles} tiles ({cache.puts} tiles rendered)")
 
     assert not errors and not failed_renders, (errors, failed_renders[:3])   # "rendering failed: ..." on screen
     assert any(zoom == MAX_ZOOM for zoom, _ in zooms)          # all the way in, x64 ...
@@ -189,9 +190,9 @@ def test_500_random_steps_keep_the_window_responsive_bounded_and_exact(qtbot, ti
     assert rss_growth < RSS_GROWTH_LIMIT_MB, f"RSS grew by {rss_growth:.0f} MB over {STEPS - WARM_UP} steps"
     # The cache filled up to its budget (so the LRU had to evict) and never held more
     # (a single tile larger than the budget alone would be allowed).
-    assert cache["peak_bytes"] > 0.8 * CACHE_BUDGET and cache["puts"] > cache["peak_tiles"]
-    assert cache["peak_bytes"] <= CACHE_BUDGET or cache["peak_tiles"] == 1
-    assert worker._cached_bytes == sum(image.sizeInBytes() for _, image in worker._cache.values())
+    assert cache.peak_bytes > 0.8 * CACHE_BUDGET and cache.puts > cache.peak_tiles
+    assert cache.peak_bytes <= CACHE_BUDGET or cache.peak_tiles == 1
+    assert cache.bytes == sum(image.sizeInBytes() for image in cache.images())
 
     # What is on screen now is the decoder's (or the resamplers') rendering of exactly
     # the final view, for every kind on show.

@@ -2,19 +2,16 @@
 the wheel zooms about the pointer, a drag pans by exactly the drag, frames are the
 decoder's rendering of exactly the visible pixels, the GUI keeps running while a slow
 decoder works, only the newest view is shown, panning back needs no decoding, zoom <= 1
-never runs the decoder, compare panes stay in sync, and the window's scripted mode."""
+never runs the decoder, compare panes stay in sync, Explain draws the latent grid, and
+the screen pyramid is the photo's 8-bit pixels. The main window is in test_window.py."""
 
 from __future__ import annotations
 
 import threading
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-from PySide6.QtCore import QPoint, QPointF, Qt, QTimer
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QPointF, Qt, QTimer
 
 from zoomviewer.app.canvas import ZoomCanvas
 from zoomviewer.app.compare import SIDE, SWIPE, CompareArea
@@ -23,8 +20,11 @@ from zoomviewer.engine.geometry import tile_parts
 from zoomviewer.engine.model.native import FastKernel
 from zoomviewer.engine.render import Latent, deep_zoom_step, render_region, render_sparse
 from zoomviewer.engine.resample import bicubic_region
+from zoomviewer.app.protocol import BICUBIC, MODEL
+from zoomviewer.app.qimages import rgb8_from_qimage
+from zoomviewer.app.render_thread import RenderThread
 from zoomviewer.app.viewport import Viewport, source_pyramid
-from zoomviewer.app.worker import BICUBIC, MODEL, RenderWorker, area_region, rgb8_from_qimage, to_rgb8
+from zoomviewer.engine.resample import area_region, to_rgb8
 
 from conftest import assert_frame_is, mouse, shown, wheel
 
@@ -62,7 +62,7 @@ def make_viewer(qtbot):
     workers, keep = [], []
 
     def make(model, image, size=(200, 150), compare=False, zoom=None, center=None):
-        worker = RenderWorker(model, "cpu", tile=64)
+        worker = RenderThread(model, "cpu", tile=64)
         worker.start()
         workers.append(worker)
         viewport = Viewport(worker, debounce_ms=10)
@@ -198,7 +198,7 @@ def test_panning_back_is_served_from_the_tile_cache(monkeypatch, make_viewer, ti
     wait_sharp(qtbot, viewport)
     decodes = calls["decode"]
     pieces = []
-    viewport.worker.piece_ready.connect(pieces.append)
+    viewport.renderer.piece_ready.connect(pieces.append)
     viewport.pan_by(-37, 0)
     wait_sharp(qtbot, viewport)
     assert calls["decode"] == decodes                       # nothing decoded again
@@ -246,7 +246,7 @@ def test_only_the_newest_view_is_rendered_and_shown(monkeypatch, make_viewer, ti
     viewport, canvas = make_viewer(tiny_model, small_image, zoom=3.0)
     qtbot.waitUntil(entered.is_set, timeout=TIMEOUT_MS)     # the first view is being decoded
     finished = []
-    viewport.worker.request_finished.connect(lambda request_id, _: finished.append(request_id))
+    viewport.renderer.request_finished.connect(lambda request_id, _: finished.append(request_id))
     for factor in (1.3, 1.3, 1.3):                          # three more views, quickly
         viewport.zoom_by(factor)
         viewport.request_now()
@@ -324,162 +324,6 @@ def test_explain_draws_the_latent_grid_when_cells_are_visible(make_viewer, tiny_
     assert (overlay[rows, between] == plain[rows, between]).all()
 
 
-# ----------------------------------------------------------------------------- window
-
-@pytest.fixture
-def photo_file(tmp_path, small_image):
-    path = tmp_path / "photo.png"
-    Image.fromarray(to_rgb8(small_image)).save(path)
-    return path
-
-
-def open_and_wait(qtbot, window, path) -> bool:
-    """Open through the window (decoded on its loader thread); True when it is now shown."""
-    with qtbot.waitSignal(window.open_finished, timeout=TIMEOUT_MS) as outcome:
-        window.open_path(path)
-    assert outcome.args[0] == path
-    return outcome.args[1]
-
-
-def slow_opening(monkeypatch, name: str, seconds: float = 1.0) -> dict:
-    """Opening the file called `name` takes `seconds` longer (a big photo's decode), then
-    the real images.load reads it. Returns what the slow load saw: whether it is under
-    way now, and the thread it ran on."""
-    import zoomviewer.app.window as window_module
-
-    load = window_module.images.load
-    state = {"loading": False, "thread": None}
-
-    def slow_load(path, *args, **kwargs):
-        if Path(path).name == name:
-            state["thread"] = threading.current_thread()
-            state["loading"] = True
-            time.sleep(seconds)
-            state["loading"] = False
-        return load(path, *args, **kwargs)
-
-    monkeypatch.setattr(window_module.images, "load", slow_load)
-    return state
-
-
-def save_photo(path, w, h, seed=0):
-    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path)
-    return path
-
-
-def test_opening_a_big_photo_never_freezes_the_window(qtbot, tiny_model, photo_file, tmp_path, monkeypatch):
-    from zoomviewer.app.window import MainWindow
-
-    window = MainWindow(tiny_model, "cpu")
-    qtbot.addWidget(window)
-    window.resize(320, 240)
-    window.show()
-    assert open_and_wait(qtbot, window, photo_file)
-    big = save_photo(tmp_path / "big.png", 80, 60)
-    state = slow_opening(monkeypatch, "big.png")
-    ticks = []                                              # one per GUI timer tick: decoding then?
-    timer = QTimer()
-    timer.timeout.connect(lambda: ticks.append(state["loading"]))
-    timer.start(10)
-    with qtbot.waitSignal(window.open_finished, timeout=TIMEOUT_MS) as outcome:
-        window.open_path(big)
-        assert window.statusBar().currentMessage() == "opening big.png…"
-        qtbot.waitUntil(lambda: state["loading"], timeout=TIMEOUT_MS)
-        # meanwhile the photo on show stays usable
-        zoom = window.viewport.view.zoom
-        wheel(window.compare.left, QPointF(100, 80), angle_y=2 * 120)
-        assert window.viewport.view.zoom > zoom and window.photo.path == photo_file
-    timer.stop()
-    assert outcome.args == [big, True]
-    assert window.photo.path == big and window.viewport.image_size == (80, 60)
-    assert window.statusBar().currentMessage() == ""
-    assert state["thread"] is not threading.main_thread()
-    assert ticks.count(True) >= 5                           # the event loop ran all through the decode
-    window.close()
-
-
-def test_a_bad_file_gets_one_sentence_and_the_photo_stays(qtbot, tiny_model, photo_file, tmp_path, monkeypatch):
-    import zoomviewer.app.window as window_module
-    from zoomviewer.app.window import MainWindow
-
-    boxes = []
-    monkeypatch.setattr(window_module.QMessageBox, "warning", lambda parent, title, text: boxes.append(text))
-    window = MainWindow(tiny_model, "cpu")
-    qtbot.addWidget(window)
-    window.resize(320, 240)
-    window.show()
-    assert open_and_wait(qtbot, window, photo_file)
-    bad = tmp_path / "broken.jpg"
-    bad.write_bytes(b"not a jpeg at all")
-    slow_opening(monkeypatch, "broken.jpg", seconds=0.2)    # the failure arrives while the window runs
-    assert not open_and_wait(qtbot, window, bad)
-    assert len(boxes) == 1 and "broken.jpg" in boxes[0] and "\n" not in boxes[0]
-    assert window.photo.path == photo_file and window.viewport.pixels is window.photo.pixels
-    zoom = window.viewport.view.zoom                        # still on show and usable
-    qtbot.keyClick(window.compare.left, Qt.Key.Key_Plus)
-    assert window.viewport.view.zoom > zoom
-    # the good photo went to the recent files, kept in the test's settings folder ...
-    assert window.recent_files()[0] == str(photo_file.resolve())
-    # ... and a recent file that has gone is said so and leaves the list
-    gone = save_photo(tmp_path / "gone.png", 40, 30)
-    assert open_and_wait(qtbot, window, gone)
-    gone.unlink()
-    with qtbot.waitSignal(window.open_finished, timeout=TIMEOUT_MS) as outcome:
-        window.recent_menu.actions()[0].trigger()
-    assert outcome.args[1] is False and len(boxes) == 2 and "gone.png" in boxes[1]
-    assert window.recent_files()[0] == str(photo_file.resolve()) and str(gone.resolve()) not in window.recent_files()
-    assert window.photo.path == gone                        # what was on show stays
-    window.close()
-
-
-def test_of_two_quick_opens_the_second_wins(qtbot, tiny_model, photo_file, tmp_path, monkeypatch):
-    from zoomviewer.app.window import MainWindow
-
-    window = MainWindow(tiny_model, "cpu")
-    qtbot.addWidget(window)
-    first = save_photo(tmp_path / "first.png", 80, 60)
-    state = slow_opening(monkeypatch, "first.png", seconds=0.5)
-    outcomes = []
-    window.open_finished.connect(lambda path, ok: outcomes.append((path, ok)))
-    window.open_path(first)
-    qtbot.waitUntil(lambda: state["loading"], timeout=TIMEOUT_MS)   # the first is being decoded
-    images_shown = window.viewport.image_id
-    window.open_path(photo_file)
-    assert window.statusBar().currentMessage() == "opening photo.png…"
-    qtbot.waitUntil(lambda: bool(outcomes), timeout=TIMEOUT_MS)
-    qtbot.wait(50)
-    assert outcomes == [(photo_file, True)]                 # the first never reports, never shows
-    assert window.viewport.image_id == images_shown + 1
-    assert window.photo.path == photo_file and window.viewport.image_size == (64, 48)
-    window.close()
-
-
-def test_dropping_a_file_on_the_window_opens_it(qtbot, tiny_model, photo_file):
-    from PySide6.QtCore import QMimeData, QUrl
-    from PySide6.QtGui import QDragEnterEvent, QDropEvent
-
-    from zoomviewer.app.window import MainWindow
-
-    window = MainWindow(tiny_model, "cpu")
-    qtbot.addWidget(window)
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(photo_file))])
-    try:
-        enter = QDragEnterEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                                Qt.KeyboardModifier.NoModifier)
-    except TypeError:   # PySide6 before 6.12 takes only an integer point here
-        enter = QDragEnterEvent(QPoint(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                                Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(window, enter)
-    assert enter.isAccepted()
-    with qtbot.waitSignal(window.open_finished, timeout=TIMEOUT_MS):
-        QApplication.sendEvent(window, QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime,
-                                                  Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier))
-    assert window.photo is not None and window.photo.path == photo_file
-    assert window.viewport.image_size == (64, 48)
-    window.close()
-
-
 def test_the_screen_copy_of_a_photo_is_its_8_bit_pixels_and_their_halvings():
     rng = np.random.default_rng(5)
     photo = rng.random((300, 40, 3), dtype=np.float32)     # taller than one conversion strip
@@ -489,28 +333,3 @@ def test_the_screen_copy_of_a_photo_is_its_8_bit_pixels_and_their_halvings():
     for big, small in zip(levels, levels[1:]):              # each level averages 2x2 of the one above
         blocks = rgb8_from_qimage(big).astype(float).reshape(small.height(), 2, small.width(), 2, 3).mean((1, 3))
         assert np.abs(rgb8_from_qimage(small) - blocks).max() <= 0.5
-
-
-def test_settings_never_touch_the_users_folder(_settings_in_temp_dir):
-    from zoomviewer.app.window import app_settings
-
-    assert app_settings().fileName().startswith(str(_settings_in_temp_dir))
-
-
-def test_scripted_view_saves_a_screenshot_when_sharp(qtbot, tiny_model, photo_file, tmp_path):
-    from zoomviewer.app.window import run_view
-
-    out = tmp_path / "shot.png"
-    code = run_view(str(photo_file), tiny_model, zoom=5.0, center=(20.0, 15.0), compare="side", explain=True,
-                    screenshot=str(out), size=(420, 260), device="cpu")
-    assert code == 0
-    with Image.open(out) as shot:
-        assert shot.size == (420, 260)
-
-
-def test_scripted_view_fails_with_one_line(tiny_model, tmp_path, capsys):
-    from zoomviewer.app.window import run_view
-
-    code = run_view(str(tmp_path / "missing.png"), tiny_model, screenshot=str(tmp_path / "x.png"))
-    err = capsys.readouterr().err.strip()
-    assert code != 0 and "missing.png" in err and len(err.splitlines()) == 1

@@ -11,13 +11,14 @@ from PIL import Image
 from zoomviewer.cli import main
 from zoomviewer.engine.images import load, save
 from zoomviewer.engine.model import save_weights
-from zoomviewer.app.worker import ExportJob, RenderWorker
+from zoomviewer.app.protocol import ExportJob
+from zoomviewer.app.render_thread import RenderThread
 
 
 def _export_on_worker(qtbot, model, photo, job, connect) -> list:
     """Run `job` on a fresh render thread; `connect(worker, seen)` wires the signal whose
     arrival (appended to `seen`) ends the wait."""
-    worker = RenderWorker(model, "cpu")
+    worker = RenderThread(model, "cpu")
     seen: list = []
     connect(worker, seen)
     worker.start()

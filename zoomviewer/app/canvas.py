@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QWidget
 
 from ..engine.explain import code_weights, ensemble_members, grid_lines
 from .viewport import Viewport
-from .worker import BICUBIC, MODEL
+from .protocol import BICUBIC, MODEL
 
 BACKGROUND = QColor(38, 38, 40)
 WHEEL_NOTCH_OCTAVES = 1 / 4      # one wheel notch (120 units) zooms by 2**(1/4) = x1.19

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QWidget
 
 from .canvas import ZoomCanvas
 from .viewport import Viewport
-from .worker import BICUBIC, MODEL
+from .protocol import BICUBIC, MODEL
 
 SINGLE, SIDE, SWIPE = "single", "side", "swipe"
 MODES = (SINGLE, SIDE, SWIPE)

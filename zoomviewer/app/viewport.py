@@ -3,7 +3,7 @@ frames for the kinds on show, and the render requests) and `Frame`. No widgets, 
 
 Every input event updates the View and repaints in the same event from what is at hand:
 the last frame warped to the new view (QPainter transform), over the source smoothly
-scaled. After a short debounce the Viewport asks the worker for the new view; pieces of
+scaled. After a short debounce the Viewport asks the render thread for the new view; pieces of
 the answer (cached tiles, a coarse pass, sharp tiles) are painted into a `Frame` as they
 arrive, and pieces for any older request are dropped. Views are in device pixels and
 always snapped to the global pixel grid, so a finished frame is shown pixel for pixel.
@@ -19,7 +19,9 @@ from PySide6.QtCore import QObject, QRect, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QImage, QPainter, QRegion, QTransform
 
 from ..engine.geometry import View, zoom_limits
-from .worker import BICUBIC, MODEL, RenderRequest, to_rgb8
+from ..engine.resample import to_rgb8
+from .protocol import BICUBIC, MODEL, ModelInfo, RenderRequest
+from .qimages import rgb8_image
 
 GOOD_WARP = 3.0                  # a frame warped by up to x3 beats a 1/4-resolution coarse pass
 PYRAMID_STOP = 2048              # source_pyramid halves until the longer side is at most this
@@ -53,17 +55,6 @@ def source_pyramid(rgb: np.ndarray, stop: int = PYRAMID_STOP) -> list[QImage]:
         levels.append(half)
         pixels = half_pixels
     return levels
-
-
-def rgb8_image(w: int, h: int) -> tuple[QImage, np.ndarray]:
-    """A new 8-bit RGB QImage and a writable HxWx3 numpy view of its pixels (valid while
-    the image lives and is not copied)."""
-    image = QImage(w, h, QImage.Format.Format_RGB888)
-    if image.isNull():
-        raise MemoryError(f"no memory for a {w}x{h} screen image")
-    stride = image.bytesPerLine()
-    rows = np.frombuffer(image.bits(), np.uint8, count=stride * h).reshape(h, stride)
-    return image, rows[:, :3 * w].reshape(h, w, 3)
 
 
 def halved(image: QImage) -> QImage:
@@ -132,9 +123,11 @@ class Viewport(QObject):
     model_changed = Signal()
     sharp = Signal()                  # the newest view is fully rendered and nothing is pending
 
-    def __init__(self, worker, debounce_ms: int = 40, parent: QObject | None = None) -> None:
+    def __init__(self, renderer, debounce_ms: int = 40, parent: QObject | None = None) -> None:
+        """`renderer`: the render thread (render_thread.RenderThread), or anything with
+        its signals and its set_image / request methods."""
         super().__init__(parent)
-        self.worker = worker
+        self.renderer = renderer
         self.image_id = 0
         self.pixels: np.ndarray | None = None
         self._pyramid: list[QImage] = []
@@ -149,7 +142,7 @@ class Viewport(QObject):
         self._request_id = 0
         self._placement: tuple[float | None, tuple[float, float] | None] | None = None
         self.cursor: tuple[float, float] | None = None
-        self.model_name: str | None = None      # None until the worker says; "" for no model
+        self.model_name: str | None = None      # None until the render thread says; "" for no model
         self.device_name = ""
         self.local_ensemble = True
         self.state = ""
@@ -157,13 +150,13 @@ class Viewport(QObject):
         self._timer.setSingleShot(True)
         self._timer.setInterval(debounce_ms)
         self._timer.timeout.connect(self._send_request)
-        worker.piece_ready.connect(self._on_piece)
-        worker.progress_changed.connect(self._on_progress)
-        worker.request_finished.connect(self._on_finished)
-        worker.request_failed.connect(self._on_failed)
-        worker.model_ready.connect(self._on_model_ready)
-        if worker.loaded:  # the worker was started earlier and its signal has gone by
-            self._on_model_ready(worker.model_name, worker.device_description)
+        renderer.piece_ready.connect(self._on_piece)
+        renderer.progress_changed.connect(self._on_progress)
+        renderer.request_finished.connect(self._on_finished)
+        renderer.request_failed.connect(self._on_failed)
+        renderer.model_ready.connect(self._on_model_ready)
+        if renderer.model_info is not None:  # it was started earlier and its signal has gone by
+            self._on_model_ready(renderer.model_info)
 
     # -- the photo -------------------------------------------------------------------------
     @property
@@ -185,7 +178,7 @@ class Viewport(QObject):
         self.frames = {}
         self._request = None
         self._request_done = True
-        self.worker.set_image(pixels, self.image_id, display)
+        self.renderer.set_image(pixels, self.image_id, display)
         self._view = None
         self._apply_placement()
 
@@ -320,7 +313,7 @@ class Viewport(QObject):
         self._request = RenderRequest(self._request_id, self.image_id, self._view, self._kinds, self.sparse)
         self._request_started = time.perf_counter()
         self._request_done = False
-        self.worker.request(self._request)
+        self.renderer.request(self._request)
 
     def _current(self, request_id: int) -> bool:
         return self._request is not None and request_id == self._request.request_id
@@ -352,9 +345,9 @@ class Viewport(QObject):
             self._request_done = True
             self._set_state(message)
 
-    def _on_model_ready(self, name: str, device: str) -> None:
-        self.model_name, self.device_name = name, device
-        self.local_ensemble = bool(getattr(self.worker.model, "local_ensemble", True))
+    def _on_model_ready(self, info: ModelInfo) -> None:
+        self.model_name, self.device_name = info.name, info.device
+        self.local_ensemble = info.local_ensemble
         self.model_changed.emit()
         self.changed.emit()
 

@@ -1,37 +1,24 @@
-"""The main window (menus, shortcuts, compare layouts, Explain, export, recent files, drag
-and drop, status bar), the thread that opens photos for it, and the two entry points the
-CLI calls:
-
-  main_window(photo_path=None, model_or_weights=None, ...) -> int   the interactive app
-  run_view(photo_path, model_or_weights, zoom=None, center=None, compare=None,
-           explain=False, screenshot=None, size=(1280, 800), device=None) -> int
-      opens the window at that view; with `screenshot`, waits until the view is fully
-      refined, saves the window grab and returns 0 (non-zero, message on stderr, on failure)
+"""The main window: menus, shortcuts, compare layouts, Explain, export, recent files, drag
+and drop, the status bar. It is handed its render thread (launch.py makes one), so this
+module never loads torch; photos open on a PhotoLoader thread (photo_loader.py).
 """
 
 from __future__ import annotations
 
-import os
-import sys
-import threading
-from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QEventLoop, QSettings, QThread, QTimer, Signal
+from PySide6.QtCore import QSettings, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMessageBox, QWidget
+from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QWidget
 
-from ..engine import images
-from ..engine.bundled import sample_photo, shipped_weights
-from .compare import MODES, SIDE, SINGLE, SWIPE, CompareArea
-from .exportdialog import ExportDialog, ExportSession
 from ..engine.geometry import render_target
-from .viewport import Viewport, source_pyramid
-from .worker import RenderWorker
+from .compare import SIDE, SINGLE, SWIPE, CompareArea
+from .exportdialog import ExportDialog, ExportSession
+from .photo_loader import PhotoLoader, ScreenPhoto, for_screen
+from .viewport import Viewport
 
 ORGANISATION = APPLICATION = "zoomviewer"
 MAX_RECENT = 8
-SCRIPTED_TIMEOUT_S = 900
 
 
 def app_settings() -> QSettings:
@@ -43,110 +30,19 @@ def zoom_text(zoom: float) -> str:
     return f"×{zoom:.3g}" if zoom < 100 else f"×{zoom:.0f}"
 
 
-# ------------------------------------------------------------------------ opening photos
-
-@dataclass
-class ScreenPhoto:
-    """A photo made ready for the screen: its sRGB pyramid for the canvases and the
-    function that converts rendered pixels to sRGB (None when they are sRGB already)."""
-    photo: images.Photo
-    pyramid: list
-    display: object = None
-
-
-def for_screen(photo) -> ScreenPhoto:
-    """Colour-convert (ICC) and build the screen pyramid: seconds for a big photo, so the
-    loader thread does it; the GUI thread only swaps the result in."""
-    display_rgb, display = photo.pixels, None
-    if getattr(photo.metadata, "icc_profile", None):
-        display_rgb = images.to_srgb(photo)
-        meta, where = photo.metadata, photo.path
-
-        def to_screen(rgb):  # rendered pixels are in the photo's colour space too
-            return images.to_srgb(images.Photo(rgb, meta, where))
-        display = to_screen
-    return ScreenPhoto(photo, source_pyramid(display_rgb), display)
-
-
-def open_failure(path: Path, error: Exception) -> str:
-    """One sentence for a person about a photo that could not be opened."""
-    if isinstance(error, ValueError):       # images.ImageError says it already
-        return str(error)
-    if isinstance(error, MemoryError):
-        return f"{path.name} is too large to open with the memory available."
-    if isinstance(error, OSError):
-        return f"{path.name} could not be read ({error.strerror or error})."
-    return f"{path.name} could not be opened ({type(error).__name__}: {error})."
-
-
-class PhotoLoader(QThread):
-    """Decodes photos off the GUI thread, so that opening a 100 MP photo never freezes the
-    window. One at a time, newest request wins: a request made while another is being
-    decoded waits for it (a decode cannot be interrupted, and two at once would need twice
-    the memory), and a result that is no longer wanted is dropped without being sent."""
-
-    loaded = Signal(int, object)     # ticket, ScreenPhoto
-    failed = Signal(int, str)        # ticket, one sentence
-
-    def __init__(self, parent=None) -> None:
-        super().__init__(parent)
-        self._cond = threading.Condition()
-        self._pending: tuple[int, Path] | None = None
-        self._stopping = False
-
-    def open(self, ticket: int, path: Path) -> None:
-        with self._cond:
-            self._pending = (ticket, Path(path))
-            self._cond.notify()
-
-    def stop(self) -> None:
-        """End the thread (waits for a decode in progress)."""
-        with self._cond:
-            self._stopping = True
-            self._cond.notify()
-        self.wait()
-
-    def _superseded(self) -> bool:
-        with self._cond:
-            return self._stopping or self._pending is not None
-
-    def run(self) -> None:
-        while True:
-            with self._cond:
-                while not (self._stopping or self._pending):
-                    self._cond.wait()
-                if self._stopping:
-                    return
-                (ticket, path), self._pending = self._pending, None
-            self._open(ticket, path)
-
-    def _open(self, ticket: int, path: Path) -> None:
-        # A method of its own so that nothing here outlives it: a photo the GUI did not
-        # take is freed at once, not kept until the next open.
-        try:
-            photo = images.load(path)
-            if self._superseded():
-                return
-            ready = for_screen(photo)
-        except Exception as e:   # this thread must outlive any bad file
-            if not self._superseded():
-                self.failed.emit(ticket, open_failure(path, e))
-            return
-        if not self._superseded():
-            self.loaded.emit(ticket, ready)
-
-
 class MainWindow(QMainWindow):
     open_finished = Signal(object, bool)     # path, whether it is now the photo on show
 
-    def __init__(self, model_or_weights=None, device: str | None = None, parent: QWidget | None = None) -> None:
-        """`model_or_weights`: a model, a weights file, or None (the "model" pane then
-        shows bicubic, and says so)."""
+    def __init__(self, renderer, parent: QWidget | None = None, photo_loader: PhotoLoader | None = None) -> None:
+        """`renderer`: a render thread not yet started (launch.new_window makes one for a
+        model, a weights file, or None: the "model" pane then shows bicubic, and says so).
+        The window starts it, and its `photo_loader` (default: a PhotoLoader), and stops
+        both when it closes."""
         super().__init__(parent)
         self.photo = None
         self.model_error = ""
-        self.worker = RenderWorker(model_or_weights, device)
-        self.viewport = Viewport(self.worker, parent=self)
+        self.renderer = renderer
+        self.viewport = Viewport(renderer, parent=self)
         self.compare = CompareArea(self.viewport, self)
         self.setCentralWidget(self.compare)
         self.setAcceptDrops(True)
@@ -163,15 +59,16 @@ class MainWindow(QMainWindow):
         self.viewport.view_changed.connect(lambda view: self.zoom_label.setText(zoom_text(view.zoom)))
         self.viewport.cursor_changed.connect(self._show_cursor)
         self.viewport.state_changed.connect(self.state_label.setText)
-        self.worker.model_ready.connect(self._model_ready)
-        self.worker.model_failed.connect(self._model_failed)
-        self.loader = PhotoLoader(self)
+        self.renderer.model_ready.connect(self._model_ready)
+        self.renderer.model_failed.connect(self._model_failed)
+        self.loader = photo_loader or PhotoLoader()
+        self.loader.setParent(self)
         self.loader.loaded.connect(self._photo_loaded)
         self.loader.failed.connect(self._photo_failed)
         self._open_ticket = 0
         self._opening: tuple[int, Path, tuple] | None = None    # ticket, path, placement
         self._build_menus()
-        self.worker.start()
+        self.renderer.start()
         self.loader.start()
 
     # -- menus ---------------------------------------------------------------------------
@@ -236,7 +133,7 @@ class MainWindow(QMainWindow):
             value = [value]
         return [str(v) for v in (value or [])]
 
-    def _remember(self, path: Path) -> None:
+    def remember_recent(self, path: Path) -> None:
         path = str(Path(path).resolve())
         recent = [path] + [p for p in self.recent_files() if p != path]
         app_settings().setValue("recent", recent[:MAX_RECENT])
@@ -304,7 +201,7 @@ class MainWindow(QMainWindow):
         self.show_photo(ready.photo, ready)
         if zoom is not None or center is not None:
             self.viewport.place(zoom, center)
-        self._remember(path)
+        self.remember_recent(path)
         self.open_finished.emit(path, True)
 
     def _photo_failed(self, ticket: int, message: str) -> None:
@@ -363,7 +260,7 @@ class MainWindow(QMainWindow):
         dialog = ExportDialog(region, size, (w, h), self.photo.path, self)
         if dialog.exec() != ExportDialog.DialogCode.Accepted:
             return
-        session = ExportSession(self.worker, dialog.job(self.photo), self, self.show_error)
+        session = ExportSession(self.renderer, dialog.job(self.photo), self, self.show_error)
         session.ended.connect(lambda message: message and self.statusBar().showMessage(message, 5000))
         session.start()
 
@@ -375,8 +272,8 @@ class MainWindow(QMainWindow):
         else:
             self.cursor_label.setText(f"x {point[0]:.1f}  y {point[1]:.1f}")
 
-    def _model_ready(self, name: str, device: str) -> None:
-        self.device_label.setText(f"{name} on {device}" if name else f"no model · {device}")
+    def _model_ready(self, info) -> None:
+        self.device_label.setText(f"{info.name} on {info.device}" if info.name else f"no model · {info.device}")
 
     def _model_failed(self, message: str) -> None:
         self.model_error = message
@@ -384,107 +281,10 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         self.loader.stop()
-        self.worker.stop()
+        self.renderer.stop()
         super().closeEvent(event)
-
-
-# ------------------------------------------------------------------------ entry points
-
-def application() -> QApplication:
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setOrganizationName(ORGANISATION)
-    app.setApplicationName(APPLICATION)
-    return app
-
-
-def default_model():
-    """The shipped fast weights when installed, else None (bicubic only, and said so)."""
-    return shipped_weights()
-
-
-def main_window(photo_path=None, model_or_weights=None, *, zoom: float | None = None,
-                center: tuple[float, float] | None = None, compare: str | None = None,
-                explain: bool = False, size: tuple[int, int] = (1280, 800), device: str | None = None) -> int:
-    """Run the interactive viewer until its window closes; returns the exit code."""
-    app = application()
-    window = MainWindow(model_or_weights if model_or_weights is not None else default_model(), device)
-    window.resize(*size)
-    window.set_compare(compare)
-    window.set_explain(explain)
-    window.show()
-    window.open_path(photo_path or sample_photo(), zoom, center)
-    window.compare.left.setFocus()
-    return app.exec()
-
-
-def _fail(message: str) -> int:
-    print(f"zoomviewer: {message}", file=sys.stderr)
-    return 1
 
 
 def _truthy(value) -> bool:
     """A QSettings boolean: INI files hand them back as the strings 'true' / 'false'."""
     return value is True or str(value).lower() == "true"
-
-
-def run_view(photo_path, model_or_weights, zoom: float | None = None, center: tuple[float, float] | None = None,
-             compare: str | None = None, explain: bool = False, screenshot=None,
-             size: tuple[int, int] = (1280, 800), device: str | None = None,
-             timeout_s: float = SCRIPTED_TIMEOUT_S) -> int:
-    """Open the window on `photo_path` at this view (zoom: device pixels per source pixel,
-    None = fit; center: source pixel, None = the photo's centre). Without `screenshot` the
-    viewer stays open and this returns when it closes. With it: wait until fully
-    refined, save the window grab (PNG) and return 0; on failure print one sentence to
-    stderr and return non-zero."""
-    if compare not in (None, *MODES):
-        return _fail(f"unknown compare mode {compare!r} (use {' or '.join(MODES)})")
-    app = application()
-    try:
-        photo = images.load(photo_path)
-    except ValueError as e:
-        return _fail(str(e))
-    if screenshot is None:
-        window = MainWindow(model_or_weights, device)
-    else:
-        target = Path(screenshot)
-        if not target.parent.is_dir():
-            return _fail(f"cannot save the screenshot: the folder {target.parent} does not exist")
-        window = MainWindow(model_or_weights, device)
-        errors: list[str] = []
-        window.show_error = errors.append      # no modal boxes in scripted mode
-    window.resize(*size)
-    window.set_compare(compare)
-    window.set_explain(explain)
-    window.show_photo(photo)
-    window.show()
-    window.viewport.place(zoom, center)
-    if screenshot is None:
-        window._remember(Path(photo_path))
-        window.compare.left.setFocus()
-        return app.exec()
-
-    loop = QEventLoop()
-    timed_out = []
-
-    def check(*_):
-        # model_name is None until the worker has loaded (or failed to load) the model
-        if errors or (window.viewport.model_name is not None and window.viewport.is_sharp()):
-            loop.quit()
-
-    window.viewport.model_changed.connect(check)
-    window.worker.model_failed.connect(check)
-    window.viewport.sharp.connect(check)
-    QTimer.singleShot(int(timeout_s * 1000), lambda: (timed_out.append(True), loop.quit()))
-    QTimer.singleShot(0, check)
-    try:
-        loop.exec()
-        app.processEvents()
-        if errors:
-            return _fail(errors[0])
-        if timed_out:
-            return _fail(f"the view was not fully rendered within {timeout_s:g} s")
-        if not window.grab().save(os.fspath(target), "PNG"):
-            return _fail(f"cannot save the screenshot to {target}")
-        return 0
-    finally:
-        window.close()

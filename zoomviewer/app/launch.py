@@ -1,0 +1,103 @@
+"""The viewer's entry points, which the CLI calls: `new_window` (a MainWindow with its own
+render thread for a model), and `run_view`, which opens the window at a view and either
+stays open or, with `screenshot`, waits until the view is fully refined, saves the
+window grab and returns. This module wires the render thread (torch) to the widgets.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QEventLoop, QTimer
+from PySide6.QtWidgets import QApplication
+
+from ..engine import images
+from .compare import MODES
+from .render_thread import RenderThread
+from .window import APPLICATION, ORGANISATION, MainWindow
+
+SCRIPTED_TIMEOUT_S = 900
+
+
+def application() -> QApplication:
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setOrganizationName(ORGANISATION)
+    app.setApplicationName(APPLICATION)
+    return app
+
+
+def new_window(model_or_weights=None, device: str | None = None, **window_options) -> MainWindow:
+    """A main window rendering with `model_or_weights` (a model, a weights file, or None
+    for bicubic only) on `device` (None: the best there is); `window_options` go to
+    MainWindow."""
+    return MainWindow(RenderThread(model_or_weights, device), **window_options)
+
+
+def _fail(message: str) -> int:
+    print(f"zoomviewer: {message}", file=sys.stderr)
+    return 2
+
+
+def run_view(photo_path, model_or_weights, zoom: float | None = None, center: tuple[float, float] | None = None,
+             compare: str | None = None, explain: bool = False, screenshot=None,
+             size: tuple[int, int] = (1280, 800), device: str | None = None,
+             timeout_s: float = SCRIPTED_TIMEOUT_S) -> int:
+    """Open the window on `photo_path` at this view (zoom: device pixels per source pixel,
+    None = fit; center: source pixel, None = the photo's centre). Without `screenshot` the
+    viewer stays open and this returns when it closes. With it: wait until fully
+    refined, save the window grab (PNG) and return 0; on failure print one sentence to
+    stderr and return 2."""
+    if compare not in (None, *MODES):
+        return _fail(f"unknown compare mode {compare!r} (use {' or '.join(MODES)})")
+    app = application()
+    try:
+        photo = images.load(photo_path)
+    except ValueError as e:
+        return _fail(str(e))
+    if screenshot is None:
+        window = new_window(model_or_weights, device)
+    else:
+        target = Path(screenshot)
+        if not target.parent.is_dir():
+            return _fail(f"cannot save the screenshot: the folder {target.parent} does not exist")
+        window = new_window(model_or_weights, device)
+        errors: list[str] = []
+        window.show_error = errors.append      # no modal boxes in scripted mode
+    window.resize(*size)
+    window.set_compare(compare)
+    window.set_explain(explain)
+    window.show_photo(photo)
+    window.show()
+    window.viewport.place(zoom, center)
+    if screenshot is None:
+        window.remember_recent(Path(photo_path))
+        window.compare.left.setFocus()
+        return app.exec()
+
+    loop = QEventLoop()
+    timed_out = []
+
+    def check(*_):
+        # model_name is None until the worker has loaded (or failed to load) the model
+        if errors or (window.viewport.model_name is not None and window.viewport.is_sharp()):
+            loop.quit()
+
+    window.viewport.model_changed.connect(check)
+    window.renderer.model_failed.connect(check)
+    window.viewport.sharp.connect(check)
+    QTimer.singleShot(int(timeout_s * 1000), lambda: (timed_out.append(True), loop.quit()))
+    QTimer.singleShot(0, check)
+    try:
+        loop.exec()
+        app.processEvents()
+        if errors:
+            return _fail(errors[0])
+        if timed_out:
+            return _fail(f"the view was not fully rendered within {timeout_s:g} s")
+        if not window.grab().save(os.fspath(target), "PNG"):
+            return _fail(f"cannot save the screenshot to {target}")
+        return 0
+    finally:
+        window.close()

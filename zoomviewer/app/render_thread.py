@@ -1,0 +1,240 @@
+"""The render thread: one long-lived QThread that owns the model, the photo's Latent and
+the tile cache, and turns requests into pixels; its loop and cancellation live here, the
+passes of a view in view_passes.py, the tile cache in tile_cache.py, exports in exports.py.
+
+The GUI hands it RenderRequests (protocol.py). Only the newest request matters: a new one
+bumps a generation counter that the running render checks between chunks, so superseded
+work stops within one chunk and is never delivered. An export takes priority over viewing;
+the interrupted view is taken up again after it. Results go back as Qt signals carrying
+QImages made here, off the GUI thread.
+
+The Latent of a photo is made once, under a lock, by whichever thread asks first (the
+render thread or one of its parallel lanes); every other caller gets the same one.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from PySide6.QtCore import QThread, Signal
+
+from ..engine.model import load_weights, pick_device
+from ..engine.model.native import fast_kernel
+from ..engine.render import Cancelled, Latent
+from .exports import CANCELLED, FINISHED, run_export
+from .protocol import MODEL_NAMES, ExportJob, ModelInfo, RenderRequest
+from .qimages import qimage_from_rgb8
+from .tile_cache import TileCache
+from .view_passes import Source, ViewPasses
+
+
+def render_threads() -> int:
+    """Intra-op threads for rendering: all cores but one, at most 4. The spare core keeps
+    the GUI thread responsive; and viewport tiles are small operations, for which waiting
+    on busy cores costs far more than extra threads gain (on a loaded 2-core machine a
+    128x128 tile took 1.6 s with 2 threads and 9 ms with 1)."""
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
+
+
+def describe_device(device) -> str:
+    if getattr(device, "type", None) == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return str(device)
+
+
+class RenderThread(QThread):
+    piece_ready = Signal(object)             # RenderPiece
+    progress_changed = Signal(int, float)    # request_id, fraction done
+    request_finished = Signal(int, float)    # request_id, seconds since it was taken up
+    request_failed = Signal(int, str)        # request_id, one sentence
+    model_ready = Signal(object)             # ModelInfo
+    model_failed = Signal(str)               # one sentence
+    export_progress = Signal(float)
+    export_finished = Signal(str)            # path written
+    export_failed = Signal(str)              # one sentence
+    export_cancelled = Signal()
+
+    def __init__(self, model_or_weights=None, device: str | None = None, *, tile: int = 256,
+                 cache_mb: float = 256, latent_budget_mb: float = 1536, cell_clip: bool = False,
+                 threads: int | None = None, latent_factory: Callable[..., Latent] = Latent,
+                 cache: TileCache | None = None, parent=None) -> None:
+        """`model_or_weights`: a model (nn.Module), a weights file path (loaded on this
+        thread), or None for no model (the "model" kind then renders bicubic). `threads`:
+        torch intra-op threads for this thread's work (default: render_threads()).
+        `latent_factory(model, image, device=, budget_mb=)` makes a photo's Latent;
+        `cache` replaces the TileCache of `cache_mb` finished tiles."""
+        super().__init__(parent)
+        self.threads = threads or render_threads()
+        self._model_spec = model_or_weights
+        self._device_name = device
+        self.latent_budget_mb = latent_budget_mb
+        self.cell_clip = cell_clip
+        self._latent_factory = latent_factory
+        self.model = None
+        self.device = None
+        self.model_info: ModelInfo | None = None   # set (on this thread) just before model_ready
+        self.cache = cache if cache is not None else TileCache(int(cache_mb * 2**20), lambda image: image.sizeInBytes())
+        self.passes = ViewPasses(self.cache, qimage_from_rgb8, self.piece_ready.emit, self.progress_changed.emit,
+                                 tile)
+        self._cond = threading.Condition()
+        self._generation = 0
+        self._pending: RenderRequest | None = None
+        self._export_job: ExportJob | None = None
+        self._export_cancel = False
+        self._stopping = False
+        self._next_image = None           # (pixels, image_id, display) set by the GUI
+        self._source: Source | None = None
+        self._image_id = -1
+        self._latent_lock = threading.Lock()
+        self._latent: Latent | None = None
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model has been loaded (or failed to load) and model_ready sent."""
+        return self.model_info is not None
+
+    # -- called from the GUI thread ------------------------------------------------------
+    def set_image(self, pixels: np.ndarray, image_id: int,
+                  display: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+        """The photo to render from now on (float32 HxWx3, not copied: keep it unchanged).
+        `display` converts rendered pixels to sRGB for the screen (None: already sRGB)."""
+        with self._cond:
+            self._next_image = (pixels, image_id, display)
+            self._generation += 1
+            self._pending = None
+            self._cond.notify()
+
+    def request(self, request: RenderRequest) -> None:
+        """Render this view; whatever was asked before is superseded."""
+        with self._cond:
+            self._pending = request
+            self._generation += 1
+            self._cond.notify()
+
+    def cancel(self) -> None:
+        with self._cond:
+            self._pending = None
+            self._generation += 1
+
+    def start_export(self, job: ExportJob) -> None:
+        """Export on this thread (it takes priority over viewing; the view resumes after)."""
+        with self._cond:
+            self._export_job = job
+            self._export_cancel = False
+            self._cond.notify()
+
+    def cancel_export(self) -> None:
+        with self._cond:
+            self._export_cancel = True
+
+    def stop(self) -> None:
+        """End the thread (waits for the chunk or encoder tile in progress)."""
+        with self._cond:
+            self._stopping = True
+            self._generation += 1
+            self._cond.notify()
+        self.wait()
+
+    # -- the thread ----------------------------------------------------------------------
+    def run(self) -> None:
+        self._load_model()
+        while True:
+            with self._cond:
+                while not (self._stopping or self._export_job or self._pending or self._next_image):
+                    self._cond.wait()
+                if self._stopping:
+                    break
+                self._take_image()
+                job, self._export_job = self._export_job, None
+                request = None
+                if job is None:
+                    request, self._pending = self._pending, None
+                generation = self._generation
+            if job is not None:
+                self._run_export(job)
+            elif request is not None:
+                self._run_request(request, generation)
+        self._latent = None
+        self.cache.clear()
+
+    def _load_model(self) -> None:
+        torch.set_num_threads(self.threads)   # per thread (OpenMP): the rest of the process keeps its own
+        model = self._model_spec
+        try:
+            self.device = pick_device(self._device_name)
+            if isinstance(model, (str, os.PathLike)):
+                model = load_weights(model)[0]
+        except Exception as e:  # WeightsError / ValueError carry a sentence; anything else still must not kill the thread
+            self.model_failed.emit(str(e) or f"the model could not be loaded ({type(e).__name__})")
+            model = None
+        if self.device is None:
+            self.device = pick_device("cpu")
+        self.model = model
+        if model is not None:
+            fast_kernel(model, self.device)  # builds the fused decoder now (once per machine), not in the first frame
+        name = MODEL_NAMES.get(getattr(model, "kind", ""), "model") if model is not None else ""
+        self.model_info = ModelInfo(name, describe_device(self.device), bool(getattr(model, "local_ensemble", True)))
+        self.model_ready.emit(self.model_info)
+
+    def _take_image(self) -> None:
+        """Switch to the photo the GUI set last (under the lock)."""
+        if self._next_image is None:
+            return
+        pixels, self._image_id, display = self._next_image
+        self._next_image = None
+        with self._latent_lock:
+            self._latent = None
+        latent = self._latent_for_photo if self.model is not None else None
+        self._source = Source(pixels, latent, self.device, display, self.cell_clip)
+        self.cache.clear()
+
+    def _latent_for_photo(self) -> Latent:
+        """The photo's Latent, made on first use by whichever thread asks first."""
+        with self._latent_lock:
+            if self._latent is None:
+                self._latent = self._latent_factory(self.model, self._source.image, device=self.device,
+                                                    budget_mb=self.latent_budget_mb)
+            return self._latent
+
+    def _run_request(self, request: RenderRequest, generation: int) -> None:
+        if request.image_id != self._image_id or self._source is None:
+            return
+
+        def cancel() -> bool:
+            return self._generation != generation or self._stopping or self._export_job is not None
+
+        started = time.perf_counter()
+        try:
+            self.passes.render(request, self._source, cancel)
+            self.request_finished.emit(request.request_id, time.perf_counter() - started)
+        except Cancelled:
+            with self._cond:  # paused for an export, not superseded: take it up again afterwards
+                if self._generation == generation and self._pending is None and not self._stopping:
+                    self._pending = request
+        except Exception as e:  # a failed render must not end the thread; the GUI says it
+            self.request_failed.emit(request.request_id, f"rendering failed: {e}")
+        finally:
+            if self._latent is not None:
+                self._latent.forget_planes()
+
+    def _run_export(self, job: ExportJob) -> None:
+        if self._source is None:
+            self.export_failed.emit("there is no photo open to export")
+            return
+
+        def cancel() -> bool:
+            with self._cond:
+                return self._export_cancel or self._stopping
+
+        outcome = run_export(job, self._source.latent, cancel, self.export_progress.emit, self.cell_clip)
+        if outcome.how == FINISHED:
+            self.export_finished.emit(outcome.detail)
+        elif outcome.how == CANCELLED:
+            self.export_cancelled.emit()
+        else:
+            self.export_failed.emit(outcome.detail)

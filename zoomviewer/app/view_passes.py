@@ -1,0 +1,239 @@
+"""One view request rendered pass by pass, on the render thread; no Qt (the images come
+from a `to_image` function, QImages in the viewer), so it is testable without a thread.
+
+The view is cut into the screen tiles of geometry.tile_parts. In order:
+  1. tiles already in the TileCache are delivered at once;
+  2. the cheap kinds (bicubic; the area-averaged source at zoom <= 1) are rendered;
+  3. for the model, a coarse pass (1/4 resolution) of the whole missing area, when that
+     area is more than COARSE_MIN_TILES tiles;
+  4. the model's sharp tiles: for a new view when the last sharp tiles came quickly, as
+     one render cut into tiles; otherwise a few tiles at once on parallel lanes, centre
+     first, each on one thread.
+Every model render of a view, the coarse pass included, uses the display pixel's cell,
+so they all share the latent's one code table for that zoom. A request may ask for
+Faster Deep Zoom (render.render_sparse) for its sharp tiles; the cache keeps the two apart.
+`cancel()` is checked between chunks; a cancelled render raises render.Cancelled and
+delivers nothing more.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..engine.geometry import View, bounding_rect, global_region, tile_parts
+from ..engine.render import Cancelled, Latent, deep_zoom_step, render_sparse, render_workers
+from ..engine.resample import area_region, bicubic_region, to_rgb8
+from .protocol import AREA, BICUBIC, MODEL, RenderPiece, RenderRequest
+from .tile_cache import TileCache
+
+COARSE_FACTOR = 4            # the coarse pass renders one pixel per 4x4 device pixels
+COARSE_MIN_TILES = 2         # below this much missing area the coarse pass is not worth it
+ONE_PASS_S = 1.0             # sharp tiles expected within this are decoded as one render
+COST = {MODEL: 1.0, BICUBIC: 0.05, AREA: 0.05}   # progress weight per pixel
+
+
+@dataclass(frozen=True)
+class Source:
+    """What views are rendered from: the photo (float32 HxWx3), its Latent (a function
+    that makes it once per photo and hands the same one to every caller; None without a
+    model), the compute device, and `display`, the conversion of rendered pixels to sRGB
+    for the screen (None: they are sRGB already)."""
+    image: np.ndarray
+    latent: Callable[[], Latent] | None
+    device: torch.device
+    display: Callable[[np.ndarray], np.ndarray] | None = None
+    cell_clip: bool = False
+
+
+class _Progress:
+    """A request's progress as whole percents, reported only when the percent changes."""
+
+    def __init__(self, request_id: int, total: float, report: Callable[[int, float], None]) -> None:
+        self.request_id, self.total, self.report = request_id, total, report
+        self.done = 0.0
+        self.last = -1
+
+    def show(self, extra: float = 0.0) -> None:
+        percent = int(100 * (self.done + extra) / self.total) if self.total else 100
+        if percent != self.last:
+            self.last = percent
+            self.report(self.request_id, percent / 100)
+
+    def part(self, weight: float) -> Callable[[float], None]:
+        """A progress callback for a render worth `weight` of the total."""
+        return lambda fraction: self.show(fraction * weight)
+
+
+def effect_of(kind: str, zoom: float, has_model: bool) -> str:
+    """How a requested kind is rendered at this zoom: the area-averaged source at zoom <= 1,
+    the model where there is one, bicubic otherwise."""
+    if zoom <= 1.0:
+        return AREA
+    return MODEL if kind == MODEL and has_model else BICUBIC
+
+
+def pixels(rect) -> int:
+    return (rect[2] - rect[0]) * (rect[3] - rect[1])
+
+
+class ViewPasses:
+    """Renders requests into RenderPieces (`deliver`) and progress (`report`), keeping
+    finished tiles in `cache`. `to_image` turns uint8 HxWx3 pixels into what a piece
+    carries. Remembers how fast the last sharp model tiles came (`model_rate`)."""
+
+    def __init__(self, cache: TileCache, to_image: Callable[[np.ndarray], object],
+                 deliver: Callable[[RenderPiece], None], report: Callable[[int, float], None],
+                 tile: int = 256) -> None:
+        self.cache, self.to_image, self.deliver, self.report = cache, to_image, deliver, report
+        self.tile = int(tile)
+        self.model_rate: float | None = None   # pixels per second of the last sharp model tiles
+
+    def render(self, request: RenderRequest, source: Source, cancel: Callable[[], bool]) -> None:
+        view, img = request.view, source.image
+        step = deep_zoom_step(view.zoom) if request.sparse else 1   # of the sharp tiles
+        parts = tile_parts(view, img.shape[1], img.shape[0], self.tile)
+        # requested kinds that render the same way (both panes at zoom <= 1) share the work
+        by_effect: dict[str, list[str]] = {}
+        for kind in request.kinds:
+            by_effect.setdefault(effect_of(kind, view.zoom, source.latent is not None), []).append(kind)
+        missing = self._serve_cached(request, by_effect, parts, step)
+        model_parts = missing.pop(MODEL, [])
+        model_pixels = sum(pixels(p.rect) for p in model_parts)
+        coarse = model_pixels > COARSE_MIN_TILES * self.tile ** 2
+        total = sum(COST[e] * pixels(p.rect) for e, ps in missing.items() for p in ps) + model_pixels
+        progress = _Progress(request.request_id, total + (model_pixels / COARSE_FACTOR ** 2 if coarse else 0),
+                             self.report)
+        job = _Job(request, source, cancel, by_effect, step, progress)
+        for effect, effect_parts in missing.items():   # the cheap kinds first
+            for part in effect_parts:
+                weight = COST[effect] * pixels(part.rect)
+                image = self._image(job, effect, part.region, part.out_size, progress.part(weight))
+                progress.done += weight
+                self._finished(job, effect, part, image)
+        if model_parts:
+            if coarse:
+                self._coarse_pass(job, model_parts, model_pixels)
+            for part, image in self._model_tiles(job, model_parts):
+                progress.done += pixels(part.rect)
+                progress.show()
+                self._finished(job, MODEL, part, image)
+        if cancel():
+            raise Cancelled()
+        self.report(request.request_id, 1.0)
+
+    def _key(self, effect: str, view: View, part, step: int) -> tuple:
+        return effect, view.zoom, step if effect == MODEL else 1, part.key
+
+    def _serve_cached(self, request: RenderRequest, by_effect: dict, parts: list, step: int) -> dict[str, list]:
+        """Deliver the tiles the cache has; -> the missing parts of each effect."""
+        missing: dict[str, list] = {}
+        for effect, kinds in by_effect.items():
+            for part in parts:
+                hit = self.cache.get(self._key(effect, request.view, part, step), part.rect)
+                if hit is None:
+                    missing.setdefault(effect, []).append(part)
+                    continue
+                for kind in kinds:
+                    self.deliver(RenderPiece(request.request_id, kind, request.view, hit[0], hit[1], from_cache=True))
+        return missing
+
+    def _finished(self, job: _Job, effect: str, part, image) -> None:
+        self.cache.put(self._key(effect, job.request.view, part, job.step), part.rect, image)
+        for kind in job.by_effect[effect]:
+            self.deliver(RenderPiece(job.request.request_id, kind, job.request.view, part.rect, image))
+
+    def _coarse_pass(self, job: _Job, parts: list, model_pixels: int) -> None:
+        rect = bounding_rect(p.rect for p in parts)
+        size = (max(1, -(-(rect[2] - rect[0]) // COARSE_FACTOR)), max(1, -(-(rect[3] - rect[1]) // COARSE_FACTOR)))
+        weight = model_pixels / COARSE_FACTOR ** 2
+        view = job.request.view
+        image = self._image(job, MODEL, global_region(rect, view.zoom), size, job.progress.part(weight))
+        job.progress.done += weight
+        for kind in job.by_effect[MODEL]:
+            self.deliver(RenderPiece(job.request.request_id, kind, view, rect, image, coarse=True))
+
+    def _model_tiles(self, job: _Job, parts: list) -> Iterator[tuple]:
+        """(part, image) for the model's sharp tiles, as they finish; then the rate."""
+        started = time.perf_counter()
+        total = sum(pixels(p.rect) for p in parts)
+        rect = bounding_rect(p.rect for p in parts)
+        if len(parts) > 1 and total == pixels(rect) and self.model_rate and total / self.model_rate <= ONE_PASS_S:
+            yield from self._one_render(job, parts, rect)
+        else:
+            yield from self._lanes(job, parts)
+        self.model_rate = total / max(time.perf_counter() - started, 1e-6)
+
+    def _one_render(self, job: _Job, parts: list, rect) -> Iterator[tuple]:
+        """The tiles fill `rect` (a new view): one large render splits over the cores far
+        better than many small ones; then it is cut into the tiles."""
+        size = (rect[2] - rect[0], rect[3] - rect[1])
+        rgb = self._model_rgb(job, global_region(rect, job.request.view.zoom), size,
+                              job.progress.part(pixels(rect)), origin=rect[:2])
+        if job.cancel():
+            raise Cancelled()
+        for part in parts:
+            x0, y0, x1, y1 = part.rect
+            yield part, self._to_image(job, rgb[y0 - rect[1]:y1 - rect[1], x0 - rect[0]:x1 - rect[0]])
+
+    def _lanes(self, job: _Job, parts: list) -> Iterator[tuple]:
+        """Several tiles at once, each on one thread (they arrive centre first, a few at a
+        time, which matters for a slow decoder); one after another on a single lane."""
+        lanes = min(render_workers(job.source.device), len(parts))
+        if lanes <= 1:
+            for part in parts:
+                yield part, self._image(job, MODEL, part.region, part.out_size, job.progress.part(pixels(part.rect)),
+                                        origin=part.rect[:2])
+            return
+        threads = torch.get_num_threads()
+
+        def lane(part):
+            if torch.get_num_threads() != threads:  # a pool thread: the render thread's intra-op threads
+                torch.set_num_threads(threads)
+            return self._image(job, MODEL, part.region, part.out_size, None, workers=1, origin=part.rect[:2])
+
+        pool = ThreadPoolExecutor(lanes)
+        try:
+            futures = {pool.submit(lane, part): part for part in parts}  # centre first, as listed
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _model_rgb(self, job: _Job, region, out_size, progress, workers=None, origin=(0, 0)) -> np.ndarray:
+        """The model's pixels; with Faster Deep Zoom sampled on the view's global grid."""
+        cell = (1 / job.request.view.zoom,) * 2
+        return render_sparse(job.source.latent(), region, out_size, job.step, origin, cancel=job.cancel,
+                             progress=progress, cell_clip=job.source.cell_clip, cell=cell, workers=workers)
+
+    def _image(self, job: _Job, effect: str, region, out_size, progress, workers=None, origin=(0, 0)):
+        if effect == MODEL:
+            rgb = self._model_rgb(job, region, out_size, progress, workers, origin)
+        elif effect == BICUBIC:
+            rgb = bicubic_region(job.source.image, region, out_size)
+        else:
+            rgb = area_region(job.source.image, region, out_size)
+        if job.cancel():  # never deliver (or cache) a piece of a view nobody wants any more
+            raise Cancelled()
+        return self._to_image(job, rgb)
+
+    def _to_image(self, job: _Job, rgb: np.ndarray):
+        if job.source.display is not None:
+            rgb = job.source.display(rgb)
+        return self.to_image(to_rgb8(rgb))
+
+
+@dataclass
+class _Job:
+    """One request in progress, as the passes need it."""
+    request: RenderRequest
+    source: Source
+    cancel: Callable[[], bool]
+    by_effect: dict[str, list[str]]
+    step: int                        # display pixels per decoded sample of the sharp tiles
+    progress: _Progress
