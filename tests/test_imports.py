@@ -1,107 +1,153 @@
-"""The house rules on imports, read from the source with `ast` (lazy imports inside
-functions count too): layers import one way only, nothing before the Qt line imports
-PySide6, and the widgets never import torch. A new module must be given a place here."""
+"""The house rules on imports, read from the source with `ast` (imports inside functions
+count too), and checked once in a fresh interpreter:
+  - rooms import one way: engine <- app <- lab <- cli (lab reaches app only for the bench);
+  - within a room, a module imports only modules of its own level or an earlier one;
+  - nothing in engine/ imports Qt;
+  - the widgets, and what they import transitively, never load torch.
+A new module must be given a place in LEVELS."""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
+from functools import cache
 from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "zoomviewer"
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "zoomviewer"
 
-# Each room may import rooms of its own layer or an earlier one, never a later one.
-LAYERS = [
-    {"geometry", "images", "resample", "bundled", "resources"},
-    {"model"},
-    {"latent"},
-    {"render"},
-    {"export"},
-    # ---- the Qt line ----
-    {"worker"},
-    {"viewport"},
-    {"canvas"},
-    {"compare"},
-    {"exportdialog"},
-    {"window"},
-]
-QT_LINE = 5
-QT_ROOMS = set().union(*LAYERS[QT_LINE:])
-# Entry points and tools that sit where they do; only the pure ones may be imported by rooms.
-FREE = {"__init__", "__main__", "cli", "train", "evaluate", "bench", "explain"}
-PURE_FREE = {"explain"}
-NO_TORCH = QT_ROOMS - {"worker"}          # the widgets reach torch only through the worker
-ENTRY_POINTS = {"cli", "__main__", "bench"}  # may start the GUI (window) or time the render thread, lazily
+# Each module's level in its room; it may import levels <= its own in its room, and earlier rooms.
+LEVELS = {
+    "engine": [
+        {"geometry", "formats", "ensemble", "explain", "bundled", "resample", "images", "photo", "saving"},
+        {"model"},
+        {"latent"},
+        {"render"},
+        {"export"},
+    ],
+    "app": [
+        {"protocol", "qimages", "tile_cache"},
+        {"view_passes", "exports"},
+        {"render_thread"},
+        {"viewport"},
+        {"photo_loader", "canvas"},
+        {"compare", "exportdialog"},
+        {"window"},
+        {"launch"},
+    ],
+    "lab": [{"precision", "evaluate"}, {"train", "bench"}],
+}
+ROOMS = ["engine", "app", "lab", "cli"]
+# The widgets and what the GUI thread runs: none of them may load torch, even indirectly.
+TORCH_FREE = {"zoomviewer.app." + m for m in ("protocol", "qimages", "tile_cache", "viewport", "photo_loader",
+                                             "canvas", "compare", "exportdialog", "window")}
+NUMPY_ONLY = {"zoomviewer.engine.geometry", "zoomviewer.engine.explain", "zoomviewer.engine.ensemble"}
 
 
-def room_of(path: Path) -> str:
-    rel = path.relative_to(PACKAGE)
-    return rel.parts[0].removesuffix(".py") if len(rel.parts) > 1 or rel.name != "__init__.py" else "__init__"
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imports(path: Path) -> list[tuple[str, int]]:
-    """(what, line): a room of ours ("zoomviewer.<room>") or a top-level third-party name."""
-    package = ["zoomviewer", *path.relative_to(PACKAGE).parent.parts]
-    found = []
+MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def is_package(name: str) -> bool:
+    return MODULES.get(name) is not None and MODULES[name].name == "__init__.py"
+
+
+def imported(path: Path) -> set[str]:
+    """Every module an import in `path` runs: ours by full dotted name (with the packages
+    above it), anything else by its top-level name."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
-            names = [a.name.split(".") for a in node.names]
+            targets = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                base = package[:len(package) - (node.level - 1)]
-                names = [base + node.module.split(".")] if node.module else [base + [a.name] for a in node.names]
+                base = package.split(".")[:len(package.split(".")) - (node.level - 1)]
+                module = ".".join(base + ([node.module] if node.module else []))
             else:
-                names = [node.module.split(".")]
+                module = node.module
+            targets = [module] + [f"{module}.{a.name}" for a in node.names if f"{module}.{a.name}" in MODULES]
         else:
             continue
-        for parts in names:
-            if parts[0] == "zoomviewer":
-                found.append(("zoomviewer." + (parts[1] if len(parts) > 1 else "__init__"), node.lineno))
-            else:
-                found.append((parts[0], node.lineno))
-    return found
-
-
-MODULES = sorted(p for p in PACKAGE.rglob("*.py"))
-
-
-def layer(room: str) -> int | None:
-    for i, rooms in enumerate(LAYERS):
-        if room in rooms:
-            return i
-    return None
-
-
-@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
-def test_module_respects_the_layers(path):
-    room = room_of(path)
-    assert layer(room) is not None or room in FREE, \
-        f"{room}.py has no place in the layers: add it to LAYERS or FREE in tests/test_imports.py"
-    for what, line in imports(path):
-        where = f"{path.relative_to(PACKAGE.parent)}:{line}"
-        if what.startswith("zoomviewer."):
-            target = what.split(".", 1)[1]
-            if target == room:
+        for target in targets:
+            parts = target.split(".")
+            if parts[0] != "zoomviewer":
+                found.add(parts[0])
                 continue
-            if room in FREE:
-                if room not in ENTRY_POINTS:
-                    assert target not in QT_ROOMS, f"{where}: {room} must stay below the Qt line, imports {target}"
-                if room in PURE_FREE:
-                    assert layer(target) == 0, f"{where}: {room} is pure geometry, imports {target}"
-                continue
-            if target in FREE:
-                assert target in PURE_FREE, f"{where}: {room} imports the entry point {target}"
-                continue
-            assert layer(target) is not None, f"{where}: {room} imports unknown room {target}"
-            assert layer(target) <= layer(room), f"{where}: {room} imports {target}, which sits above it"
-        elif what == "PySide6":
-            assert room in QT_ROOMS or room in ENTRY_POINTS, f"{where}: {room} is before the Qt line but imports PySide6"
-        elif what == "torch":
-            assert room not in NO_TORCH, f"{where}: {room} must not import torch (only the worker does)"
+            found.update(".".join(parts[:k]) for k in range(1, len(parts) + 1) if ".".join(parts[:k]) in MODULES)
+    return found - {name}
 
 
-def test_geometry_and_explain_need_only_numpy():
-    for room in ("geometry", "explain"):
-        third_party = {what for what, _ in imports(PACKAGE / f"{room}.py") if not what.startswith("zoomviewer.")}
-        assert third_party <= {"numpy", "__future__", "math", "dataclasses"}, (room, third_party)
+@cache
+def closure(name: str) -> frozenset[str]:
+    """All that importing `name` may run, transitively (ours and third-party top levels)."""
+    seen, todo = set(), [name]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        if current in MODULES:
+            todo.extend(imported(MODULES[current]))
+    return frozenset(seen)
+
+
+def room_and_level(name: str) -> tuple[str, int | None]:
+    parts = name.split(".")
+    if len(parts) == 1 or parts[1] in ("__main__", "cli"):
+        return "cli", None
+    room = parts[1]
+    if len(parts) == 2:
+        return room, -1          # the room's own __init__
+    for level, names in enumerate(LEVELS[room]):
+        if parts[2] in names:
+            return room, level
+    raise AssertionError(f"{name} has no place in LEVELS: add it in tests/test_imports.py")
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_imports_run_one_way(name):
+    room, level = room_and_level(name)
+    for target in imported(MODULES[name]):
+        if not target.startswith("zoomviewer.") or target.startswith(name + "."):
+            continue
+        t_room, t_level = room_and_level(target)
+        assert ROOMS.index(t_room) <= ROOMS.index(room), f"{name} ({room}) imports {target}, from a later room"
+        if t_room == room and room != "cli" and t_level != -1 and level != -1:
+            same_subpackage = name.split(".")[2] == target.split(".")[2]
+            assert same_subpackage or t_level <= level, f"{name} imports {target}, which sits above it in {room}"
+        if room == "lab" and t_room == "app":
+            assert name.endswith(".bench"), f"{name}: only the bench may drive the app's render thread"
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if n.startswith("zoomviewer.engine")))
+def test_the_engine_never_imports_qt(name):
+    assert "PySide6" not in closure(name), f"{name} reaches Qt"
+
+
+@pytest.mark.parametrize("name", sorted(TORCH_FREE))
+def test_widgets_never_reach_torch_even_indirectly(name):
+    reached = [m for m in closure(name) if m in MODULES and "torch" in imported(MODULES[m])]
+    assert not reached, f"{name} reaches torch through {sorted(reached)}"
+
+
+def test_geometry_explain_and_the_ensemble_rules_need_only_numpy():
+    for name in NUMPY_ONLY:
+        third_party = {m for m in closure(name) if not m.startswith("zoomviewer")}
+        assert third_party <= {"numpy", "__future__", "math", "dataclasses"}, (name, third_party)
+
+
+def test_importing_the_widgets_in_a_fresh_interpreter_leaves_torch_unloaded():
+    """What actually runs, not only what the source says: one interpreter per module."""
+    for name in sorted(TORCH_FREE):
+        code = f"import sys, {name}; sys.exit('torch' in sys.modules)"
+        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, f"importing {name} loaded torch {done.stderr[-500:]}"
