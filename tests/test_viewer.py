@@ -133,6 +133,32 @@ def test_double_click_and_keys(make_viewer, tiny_model, small_image, qtbot):
     assert viewport.view.zoom == pytest.approx(fit)
 
 
+def test_the_source_point_under_the_pointer_follows_keyboard_zoom_and_pan(make_viewer, tiny_model, small_image,
+                                                                          qtbot):
+    viewport, canvas = make_viewer(tiny_model, small_image, zoom=2.0)
+    mouse(canvas, "move", QPointF(50, 40), buttons=Qt.MouseButton.NoButton)
+    before = viewport.cursor
+    assert before == pytest.approx(tuple(under(viewport, 50, 40)))
+    for key in (Qt.Key.Key_Plus, Qt.Key.Key_Left):                  # the pointer stays where it is
+        qtbot.keyClick(canvas, key)
+        assert viewport.cursor == pytest.approx(tuple(under(viewport, 50, 40)))
+    assert viewport.cursor != pytest.approx(before)
+    viewport.set_image(small_image[::-1].copy())                    # another photo, fitted
+    assert viewport.cursor == pytest.approx(tuple(under(viewport, 50, 40)))
+
+
+def test_a_new_view_never_shows_the_last_ones_sharp_time(make_viewer, tiny_model, small_image, qtbot):
+    viewport, _ = make_viewer(tiny_model, small_image, zoom=3.0)
+    wait_sharp(qtbot, viewport)
+    assert viewport.state.startswith("sharp in")
+    states = []
+    viewport.state_changed.connect(states.append)
+    viewport.zoom_by(1.5)
+    assert not viewport.state.startswith("sharp in")               # at once, before any render
+    wait_sharp(qtbot, viewport)
+    assert viewport.state.startswith("sharp in") and states[0] == ""
+
+
 # -------------------------------------------------------------------------- rendering
 
 def test_frame_is_the_decoder_rendering_of_exactly_the_visible_pixels(make_viewer, tiny_model, small_image, qtbot):

@@ -61,13 +61,6 @@ class ZoomCanvas(QWidget):
         d = self.dpr()
         return pos.x() * d, pos.y() * d
 
-    def image_point(self, pos: QPointF) -> tuple[float, float] | None:
-        view = self.viewport.view
-        if view is None:
-            return None
-        x, y = view.screen_to_image(*self.to_device(pos))
-        return float(x), float(y)
-
     # -- input ---------------------------------------------------------------------------
     def resizeEvent(self, event) -> None:
         if self.primary:
@@ -120,7 +113,7 @@ class ZoomCanvas(QWidget):
             self.viewport.set_view(view.pan_by((pos.x() - start.x()) * d, (pos.y() - start.y()) * d))
         elif self.swipe:
             self.setCursor(Qt.CursorShape.SplitHCursor if self._near_divider(pos) else Qt.CursorShape.ArrowCursor)
-        self.viewport.set_cursor(self.image_point(pos))
+        self.viewport.set_pointer(self.to_device(pos))
         if self.explain:
             self.update()
 
@@ -137,7 +130,7 @@ class ZoomCanvas(QWidget):
         event.accept()
 
     def leaveEvent(self, event) -> None:
-        self.viewport.set_cursor(None)
+        self.viewport.set_pointer(None)
         super().leaveEvent(event)
 
     def keyPressEvent(self, event) -> None:

@@ -141,7 +141,8 @@ class Viewport(QObject):
         self._request_done = True
         self._request_id = 0
         self._placement: tuple[float | None, tuple[float, float] | None] | None = None
-        self.cursor: tuple[float, float] | None = None
+        self.cursor: tuple[float, float] | None = None   # the source point under the pointer
+        self._pointer: tuple[float, float] | None = None
         self.model_name: str | None = None      # None until the render thread says; "" for no model
         self.device_name = ""
         self.local_ensemble = True
@@ -244,7 +245,10 @@ class Viewport(QObject):
         self._view = view
         self.changed.emit()
         self.view_changed.emit(view)
+        self._update_cursor()
         self._request_done = False
+        if self.state.startswith("sharp in"):   # that was the last view's; this one is not sharp yet
+            self._set_state("")
         self._timer.start()
 
     def zoom_at(self, sx: float, sy: float, factor: float) -> None:
@@ -291,7 +295,18 @@ class Viewport(QObject):
                 self._timer.start()
             self.changed.emit()
 
-    def set_cursor(self, point: tuple[float, float] | None) -> None:
+    def set_pointer(self, screen: tuple[float, float] | None) -> None:
+        """Where the pointer is, in device pixels of the view (None: not over the picture).
+        The source point under it (`cursor`) follows every later change of view, by wheel,
+        keys or a new photo, until the pointer moves again."""
+        self._pointer = screen
+        self._update_cursor()
+
+    def _update_cursor(self) -> None:
+        point = None
+        if self._pointer is not None and self._view is not None:
+            x, y = self._view.screen_to_image(*self._pointer)
+            point = (float(x), float(y))
         if point != self.cursor:
             self.cursor = point
             self.cursor_changed.emit(point)
