@@ -8,6 +8,11 @@ import subprocess
 import sys
 import time
 
+try:
+    import resource
+except ImportError:   # Windows
+    resource = None
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -89,8 +94,8 @@ def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, weights, photo_path,
         args += ["--weights", str(weights)]
     r = run_cli("upscale", *args, "-o", str(tmp_path / "o.png"))
     assert r.returncode == 2
-    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("zoomviewer: "), r.stderr
+    # one line, and no empty one before it: nothing had started a progress line
+    assert r.stderr.startswith("zoomviewer: ") and r.stderr.count("\n") == 1, r.stderr
     assert "Traceback" not in r.stderr
     assert not (tmp_path / "o.png").exists()
 
@@ -123,7 +128,27 @@ def test_cancelled_export_leaves_no_file(tmp_path, photo_path):
     assert not out.exists() and os.listdir(tmp_path) == ["photo.png"]
 
 
-def test_write_failure_leaves_the_target_as_it_was(tmp_path, photo_path):
+@pytest.mark.skipif(resource is None, reason="needs POSIX file size limits")
+def test_write_failure_leaves_the_target_as_it_was(tmp_path, weights, photo_path):
+    """The disk takes only 64 KB more (a file size limit, which binds root too): the
+    export fails in one line of its own after the progress line, the old file stays."""
+    target = tmp_path / "o.tif"   # 8-bit TIFF is uncompressed: 400 x 300 x 3 bytes
+    target.write_bytes(b"previous export")
+    limited = ("import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 16, "
+               "resource.getrlimit(resource.RLIMIT_FSIZE)[1])); from zoomviewer.cli import main; "
+               "sys.exit(main(sys.argv[1:]))")
+    r = subprocess.run([sys.executable, "-c", limited, "upscale", str(photo_path), "--size", "400x300",
+                        "--weights", str(weights), "-o", str(target)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    progress, message = r.stderr.rstrip("\n").rsplit("\n", 1)
+    assert "%" in progress and message == "zoomviewer: Cannot save 'o.tif': writing failed (File too large).", r.stderr
+    assert target.read_bytes() == b"previous export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.tif", "photo.png"]
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
+                    reason="root writes into read-only folders; the file size limit above binds root")
+def test_read_only_folder_leaves_the_target_as_it_was(tmp_path, photo_path):
     photo = load(photo_path)
     latent = Latent(spread_model("fast"), photo.pixels, "cpu")
     folder = tmp_path / "ro"
@@ -132,9 +157,7 @@ def test_write_failure_leaves_the_target_as_it_was(tmp_path, photo_path):
     target.write_bytes(b"previous export")
     folder.chmod(0o555)
     try:
-        if os.access(folder, os.W_OK):
-            pytest.skip("running as a user who can write to read-only folders")
-        with pytest.raises(ExportError):
+        with pytest.raises(ExportError, match="not writable"):
             list(export_view(latent, photo, (0, 0, 40, 30), (80, 60), target))
         assert target.read_bytes() == b"previous export"
     finally:
@@ -149,12 +172,19 @@ def test_killed_export_leaves_no_partial_file(tmp_path, weights):
     proc = subprocess.Popen([sys.executable, "-m", "zoomviewer", "upscale", str(src), "--size", "4000x3000",
                              "--weights", str(weights), "-o", str(out)],
                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-    # wait until it has rendered part of the image (progress lines on stderr), then kill it
+    # wait until it has rendered part of the image (progress lines on stderr), then kill it;
+    # the deadline only keeps a stuck run from hanging the tests
     buf = ""
     deadline = time.time() + 120
-    while "%" not in buf and time.time() < deadline:
-        buf += proc.stderr.read(1)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    try:
+        while "%" not in buf and time.time() < deadline:
+            char = proc.stderr.read(1)
+            if not char:   # it ended without ever showing progress
+                break
+            buf += char
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert "%" in buf, f"the export never showed progress, so it was not killed mid-way: {buf!r}"
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith("out")] == []

@@ -1,14 +1,14 @@
 """Damaged files never crash or hang the viewer: they load as a valid picture or are refused.
 
-Seeded and bounded: small real files (PNG, JPEG, GIF, TIFF) are truncated, have bytes
-flipped, or have their size fields rewritten, and each result must either load to a finite
-float32 HxWx3 array in [0, 1] or raise ImageError with a message. Nothing else may escape.
+Seeded and fixed: the same CASES damaged versions of small real files (PNG, JPEG, GIF,
+TIFF) every run, truncated, with bytes flipped, or with their size fields rewritten; each
+must either load to a finite float32 HxWx3 array in [0, 1] or raise ImageError with a
+message. Nothing else may escape. (About a second here: a case takes milliseconds.)
 """
 
 import random
 import signal
 import struct
-import time
 import zlib
 
 import numpy as np
@@ -17,9 +17,10 @@ from PIL import Image
 
 from zoomviewer.engine.images import ImageError, load
 
-CASES = 300
-WALL_SECONDS = 20
-SECONDS_PER_CASE = 5
+CASES = 1500
+# Not a speed limit: a case takes milliseconds. A decoder stuck in a loop would otherwise
+# hang the test run instead of failing it.
+HANG_SECONDS = 60
 
 
 class Hang(BaseException):
@@ -93,16 +94,13 @@ def test_damaged_files_load_cleanly_or_are_refused_with_a_message(tmp_path):
     seeds = seed_files(tmp_path)
     rng = random.Random(1234)
     previous_handler = signal.signal(signal.SIGALRM, on_alarm)
-    started = time.monotonic()
     outcomes = {"loaded": 0, "refused": 0}
     try:
         for case in range(CASES):
-            if time.monotonic() - started > WALL_SECONDS:
-                break
             suffix = rng.choice(sorted(seeds))
             path = tmp_path / f"case{case % 10}{suffix}"
             path.write_bytes(mutate(seeds[suffix], rng))
-            signal.alarm(SECONDS_PER_CASE)
+            signal.alarm(HANG_SECONDS)
             try:
                 photo = load(path, max_pixels=4_000_000)
             except ImageError as error:
@@ -110,7 +108,7 @@ def test_damaged_files_load_cleanly_or_are_refused_with_a_message(tmp_path):
                 assert path.name in str(error), f"case {case}: {error}"
                 outcomes["refused"] += 1
             except Hang:
-                pytest.fail(f"case {case} ({suffix}) took over {SECONDS_PER_CASE} s")
+                pytest.fail(f"case {case} ({suffix}) hung: no answer in {HANG_SECONDS} s")
             else:
                 pixels = photo.pixels
                 assert pixels.dtype == np.float32 and pixels.ndim == 3 and pixels.shape[2] == 3

@@ -1,10 +1,15 @@
 """Training: a run resumes where it stopped, a new model can start from another's encoder,
-a fresh fast decoder starts with every render unit live, the sampler's LR patches are
-exact downscales of the HR crops its targets come from, and the command fails in one line."""
+bf16 is used only where the CPU computes it (and the weights say which was used), a fresh
+fast decoder starts with every render unit live, the sampler's LR patches are exact
+downscales of the HR crops its targets come from, and the command fails in one line.
+Runs train tiny models (one residual block of 8 features), so each takes seconds."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -14,9 +19,11 @@ from PIL import Image
 from engine_models import sample_image
 from zoomviewer.cli import main
 from zoomviewer.engine.model import load_weights, new_model, save_weights
+from zoomviewer.lab.precision import cpu_computes_bf16, precision_name, training_precision
 from zoomviewer.lab.train import PatchSampler, train
 
 FULL_FAST = {"kind": "fast", "encoder": "edsr-baseline", "residual": True}
+TINY = {"encoder_args": {"n_resblocks": 1, "n_feats": 8}}
 
 
 @pytest.fixture(autouse=True)
@@ -49,18 +56,20 @@ def log_iterations(log_path) -> list[int]:
 
 def test_training_resumes_where_it_stopped(tmp_path, photos):
     out = tmp_path / "m.pt"
-    run = dict(data=[str(photos)], kind="fast", out=str(out), batch=2, threads=1, save_every_s=1e9)
+    run = dict(data=[str(photos)], kind="fast", out=str(out), batch=2, threads=1, save_every_s=1e9, config=TINY)
     train(iters=10, **run)
     _, config, meta = load_weights(out)
     assert config["kind"] == "fast" and meta["iterations"] == 10
+    assert config["encoder_args"] == TINY["encoder_args"]   # the model asked for, not the default
     assert meta["training_data"] == [str(photos)]
     assert adam_steps(f"{out}.state") == {10.0}
     assert log_iterations(tmp_path / "m.pt.log") == [10]
     first = load_weights(out)[0].state_dict()
 
-    train(iters=20, **run)
-    model, _, meta = load_weights(out)
+    train(iters=20, **{**run, "config": None})   # resuming: the file's own config rules
+    model, config, meta = load_weights(out)
     assert meta["iterations"] == 20 and meta["training_data"] == [str(photos)]
+    assert config["encoder_args"] == TINY["encoder_args"]
     # the optimizer's moments came back: 20 Adam steps in all, not the 10 of the second run
     assert adam_steps(f"{out}.state") == {20.0}
     # the second run appended only its own 10 iterations (a restart would log it 10 again)
@@ -70,17 +79,76 @@ def test_training_resumes_where_it_stopped(tmp_path, photos):
 
 def test_new_model_starts_from_another_models_encoder(tmp_path, photos):
     torch.manual_seed(1)
-    donor = new_model({"kind": "liif", "encoder": "edsr-baseline"})
+    donor = new_model({"kind": "liif", "encoder": "edsr-baseline", **TINY})
     donor_path = tmp_path / "liif-a.pt"
     save_weights(donor_path, donor, donor.config, {"iterations": 7})
     out = tmp_path / "fast.pt"
-    train([str(photos)], "fast", str(out), iters=0, batch=2, threads=1, encoder_from=str(donor_path))
+    train([str(photos)], "fast", str(out), iters=0, batch=2, threads=1, encoder_from=str(donor_path),
+          config=TINY)
     model, config, meta = load_weights(out)
     assert config["kind"] == "fast" and meta["iterations"] == 0
     mine, theirs = model.encoder.state_dict(), donor.encoder.state_dict()
     assert mine.keys() == theirs.keys()
     assert all(torch.equal(mine[k], theirs[k]) for k in mine)
     assert "liif-a.pt" in meta["encoder_from"] and "7 iterations" in meta["encoder_from"]
+
+
+def test_an_encoder_of_another_shape_cannot_start_a_new_model(tmp_path, photos):
+    donor = new_model({"kind": "liif", "encoder": "edsr-baseline", **TINY})
+    donor_path = tmp_path / "small.pt"
+    save_weights(donor_path, donor, donor.config)
+    out = tmp_path / "fast.pt"
+    wider = {"encoder_args": {"n_resblocks": 1, "n_feats": 16}}
+    with pytest.raises(ValueError, match="small.pt: its encoder is not shaped like the new model's"):
+        train([str(photos)], "fast", str(out), iters=0, threads=1, encoder_from=str(donor_path), config=wider)
+    assert not out.exists()
+
+
+# ------------------------------------------------------------------ bf16 or fp32
+
+AVX2_ONLY = {"avx2": True, "avx512_f": False, "avx512_bf16": False, "amx_bf16": False}
+AVX512_NO_BF16 = {"avx2": True, "avx512_f": True, "avx512_bf16": False, "amx_bf16": False}
+AVX512_BF16 = {"avx2": True, "avx512_f": True, "avx512_bf16": True, "amx_bf16": False}
+AMX = {"avx2": True, "avx512_f": True, "avx512_bf16": True, "amx_bf16": True}
+
+
+@pytest.mark.parametrize("cpu, kernels, environ, native", [
+    (AVX2_ONLY, "AVX2", {}, False),                           # bf16 emulated: ~11x slower there
+    (AVX512_NO_BF16, "AVX512", {}, False),
+    (AVX512_BF16, "AVX512", {}, True),
+    (AMX, "AVX512", {}, True),
+    (AMX, "AVX512", {"ATEN_CPU_CAPABILITY": "avx2"}, False),  # torch told to use AVX2 kernels
+    (AMX, "AVX2", {}, False),                                 # ... and honouring it
+    (AMX, "AVX512", {"ATEN_CPU_CAPABILITY": "avx512"}, True),
+    ({}, "DEFAULT", {}, False),                               # nothing known: never assume
+])
+def test_bf16_only_where_the_cpu_computes_it(cpu, kernels, environ, native):
+    assert cpu_computes_bf16(cpu, kernels, environ)[0] is native
+
+
+def test_forcing_avx2_kernels_means_fp32_on_this_machine():
+    code = ("from zoomviewer.lab.precision import training_precision, precision_name; "
+            "print(precision_name(training_precision('cpu')[0]))")
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2"}
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "fp32", r.stderr
+
+
+def test_bf16_and_fp32_can_be_forced_everywhere():
+    assert training_precision("cpu", bf16=True)[0] == torch.bfloat16
+    assert training_precision("cpu", bf16=False)[0] == torch.float32
+
+
+def test_the_weights_record_the_precision_and_why(tmp_path, photos):
+    out = tmp_path / "auto.pt"
+    train([str(photos)], "fast", str(out), iters=0, threads=1, config=TINY)
+    dtype, why = training_precision("cpu")
+    assert f"{precision_name(dtype)} encoder ({why})" in load_weights(out)[2]["recipe"]
+    for flag, said in (("--fp32", "fp32 encoder (fp32 as asked)"), ("--bf16", "bf16 encoder (bf16 as asked)")):
+        out = tmp_path / f"forced{flag}.pt"
+        assert main(["train", "--data", str(photos), "--model", "fast", "--out", str(out), "--iters", "0",
+                     "--threads", "1", flag]) == 0
+        assert said in load_weights(out)[2]["recipe"]
 
 
 @pytest.fixture(scope="module")

@@ -41,7 +41,7 @@ def test_half_precision_file_is_close_and_half_the_size(tmp_path):
 
 
 def published_checkpoint(model, encoder: str) -> dict:
-    """A file in the layout the LIIF reference code writes (LIIF.md section 2), tensors as
+    """A file in the layout the LIIF reference code writes (docs/LIIF.md section 2), tensors as
     saved from training, with Adam moments in 'optimizer'."""
     sd = {k: v.clone() for k, v in model.state_dict().items()}
     state = {i: {"step": torch.tensor(10.0), "exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p)}

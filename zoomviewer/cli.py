@@ -57,12 +57,27 @@ def load_model(name: str | None, weights: str | None):
     return load_weights(path)[0]
 
 
-def _progress(label: str):
-    start = time.time()
+class ProgressLine:
+    """A progress line on stderr, rewritten in place. `ProgressLine.unfinished` says whether
+    one is on screen without its newline, so that what is printed next can start on a line
+    of its own (and on the same line as before when there was none)."""
 
-    def show(fraction: float) -> None:
-        print(f"\r{label} {100 * fraction:5.1f}%  {time.time() - start:6.1f} s", end="", file=sys.stderr, flush=True)
-    return show
+    unfinished = False
+
+    def __init__(self, label: str) -> None:
+        self.label, self.start = label, time.time()
+
+    def show(self, fraction: float) -> None:
+        print(f"\r{self.label} {100 * fraction:5.1f}%  {time.time() - self.start:6.1f} s",
+              end="", file=sys.stderr, flush=True)
+        ProgressLine.unfinished = True
+
+    @staticmethod
+    def finish() -> None:
+        """End the progress line on screen, if one is."""
+        if ProgressLine.unfinished:
+            print(file=sys.stderr)
+            ProgressLine.unfinished = False
 
 
 def cmd_upscale(args) -> int:
@@ -88,17 +103,17 @@ def cmd_upscale(args) -> int:
     device = pick_device(args.device)
     model = load_model(args.model, args.weights)
     latent = Latent(model, photo.pixels, device)
-    show = _progress(f"{Path(args.output).name} {size[0]}x{size[1]} on {device.type}")
+    progress = ProgressLine(f"{Path(args.output).name} {size[0]}x{size[1]} on {device.type}")
     for fraction in export_view(latent, photo, region, size, args.output, bits=args.bits,
                                 quality=args.quality, cell_clip=args.cell_clip):
-        show(fraction)
-    print(file=sys.stderr)
+        progress.show(fraction)
+    ProgressLine.finish()
     return 0
 
 
 def cmd_view(args) -> int:
     from .engine.bundled import sample_photo
-    from .app.window import run_view
+    from .app.launch import run_view
 
     center = _parse_pair(args.center, ",", "--center") if args.center else None
     if args.weights:
@@ -139,7 +154,8 @@ def cmd_train(args) -> int:
 
     train(args.data, args.model, args.out, iters=args.iters, batch=args.batch, lr=args.lr,
           residual=not args.no_residual, threads=args.threads, eval_every=args.eval_every,
-          eval_data=args.eval_data, snapshot_every=args.snapshot_every, bf16=not args.fp32,
+          eval_data=args.eval_data, snapshot_every=args.snapshot_every,
+          bf16=True if args.bf16 else False if args.fp32 else None,
           encoder_from=args.encoder_from, freeze_encoder=args.freeze_encoder)
     return 0
 
@@ -206,7 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--eval-every", type=int, default=0)
     t.add_argument("--eval-data")
     t.add_argument("--snapshot-every", type=int, default=0)
-    t.add_argument("--fp32", action="store_true", help="train the encoder in fp32 (default: bf16 autocast)")
+    precision = t.add_mutually_exclusive_group()
+    precision.add_argument("--fp32", action="store_true",
+                           help="train the encoder in fp32 (default: bf16 autocast where the CPU computes bf16)")
+    precision.add_argument("--bf16", action="store_true",
+                           help="train the encoder with bf16 autocast even where the CPU only emulates bf16")
     t.add_argument("--encoder-from", help="start a new model with the encoder of these weights")
     t.add_argument("--freeze-encoder", action="store_true", help="train the decoder only")
 
@@ -225,24 +245,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handler = {"view": cmd_view, "upscale": cmd_upscale, "eval": cmd_eval, "train": cmd_train,
                "bench": cmd_bench}[args.command]
-    from .engine.export import ExportError
-    from .engine.images import ImageError
-    from .engine.model import WeightsError
     from .engine.render import Cancelled
     try:
         return handler(args) or 0
-    except (UsageError, ImageError, WeightsError, ExportError) as e:
-        print(f"\nzoomviewer: {e}", file=sys.stderr)
-        return 2
-    except ValueError as e:
-        print(f"\nzoomviewer: {e}", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, Cancelled):
-        print("\nzoomviewer: interrupted", file=sys.stderr)
-        return 130
+    except ValueError as e:  # UsageError, ImageError, WeightsError and ExportError among them
+        return _fail(str(e))
     except MemoryError:
-        print("\nzoomviewer: not enough memory for this request", file=sys.stderr)
-        return 2
+        return _fail("not enough memory for this request")
+    except (KeyboardInterrupt, Cancelled):
+        if not ProgressLine.unfinished and sys.stderr.isatty():
+            print(file=sys.stderr)  # the terminal echoed ^C where the cursor was
+        return _fail("interrupted", status=130)
+
+
+def _fail(message: str, status: int = 2) -> int:
+    """Say why in one line of its own on stderr; the exit status."""
+    ProgressLine.finish()
+    print(f"zoomviewer: {message}", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The export dialog (current view or whole photo; scale, or width x height with the aspect
 locked; PNG 8/16-bit, TIFF 8/16-bit, JPEG with quality) and the session that runs the
-export on the render worker with a progress dialog and Cancel."""
+export on the render thread with a progress dialog and Cancel."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QDia
                                QFileDialog, QFormLayout, QHBoxLayout, QLineEdit, QProgressDialog, QPushButton,
                                QRadioButton, QSpinBox, QVBoxLayout, QWidget)
 
-from .worker import ExportJob
+from ..engine import formats
+from .protocol import ExportJob
 
-# label -> (format, bits, file suffix)
-FORMATS = {"PNG, 8-bit": ("PNG", 8, ".png"), "PNG, 16-bit": ("PNG", 16, ".png"),
-           "TIFF, 8-bit": ("TIFF", 8, ".tif"), "TIFF, 16-bit": ("TIFF", 16, ".tif"),
-           "JPEG": ("JPEG", 8, ".jpg")}
+# label -> (format, bits, file suffix), one entry per depth of each format we write:
+# "PNG, 8-bit", "PNG, 16-bit", ..., "JPEG"
+FORMATS = {(f.name if len(f.write_bits) == 1 else f"{f.name}, {bits}-bit"): (f.name, bits, f.suffixes[0])
+           for f in formats.WRITABLE for bits in f.write_bits}
 MAX_SIDE = 65535
 
 
@@ -124,7 +125,8 @@ class ExportDialog(QDialog):
         fmt, _, suffix = FORMATS[label]
         self.quality.setEnabled(fmt == "JPEG")
         text = self.path.text().strip()
-        if text:
+        # a name that already has one of the format's suffixes (.tiff, .jpeg) keeps it
+        if text and formats.write_format(text) != fmt:
             self.path.setText(str(Path(text).with_suffix(suffix)))
 
     def _suggest_path(self) -> None:
@@ -134,7 +136,7 @@ class ExportDialog(QDialog):
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export to", self.path.text(),
-                                              "Images (*.png *.tif *.tiff *.jpg *.jpeg)")
+                                              formats.save_dialog_filter())
         if path:
             self.path.setText(path)
 
@@ -147,38 +149,38 @@ class ExportDialog(QDialog):
 
 
 class ExportSession(QObject):
-    """Runs one export on the render worker with a modal progress dialog and Cancel;
+    """Runs one export on the render thread with a modal progress dialog and Cancel;
     says how it ended through `ended(message or "")` and the callbacks."""
 
     ended = Signal(str)
 
-    def __init__(self, worker, job: ExportJob, parent: QWidget, on_error) -> None:
+    def __init__(self, renderer, job: ExportJob, parent: QWidget, on_error) -> None:
         super().__init__(parent)
-        self.worker, self.job, self.on_error = worker, job, on_error
+        self.renderer, self.job, self.on_error = renderer, job, on_error
         self.dialog = QProgressDialog(f"Exporting {Path(job.path).name}…", "Cancel", 0, 1000, parent)
         self.dialog.setWindowModality(Qt.WindowModality.WindowModal)
         self.dialog.setMinimumDuration(0)
         self.dialog.setAutoClose(False)
         self.dialog.setAutoReset(False)
-        self.dialog.canceled.connect(worker.cancel_export)
-        self.dialog.rejected.connect(worker.cancel_export)   # Escape
-        worker.export_progress.connect(self._progress)
-        worker.export_finished.connect(self._finished)
-        worker.export_failed.connect(self._failed)
-        worker.export_cancelled.connect(self._cancelled)
+        self.dialog.canceled.connect(renderer.cancel_export)
+        self.dialog.rejected.connect(renderer.cancel_export)   # Escape
+        renderer.export_progress.connect(self._progress)
+        renderer.export_finished.connect(self._finished)
+        renderer.export_failed.connect(self._failed)
+        renderer.export_cancelled.connect(self._cancelled)
 
     def start(self) -> None:
         self.dialog.setValue(0)
         self.dialog.show()
-        self.worker.start_export(self.job)
+        self.renderer.start_export(self.job)
 
     def _progress(self, fraction: float) -> None:
         self.dialog.setValue(round(1000 * fraction))
 
     def _end(self, message: str) -> None:
-        for signal, slot in ((self.worker.export_progress, self._progress), (self.worker.export_finished, self._finished),
-                             (self.worker.export_failed, self._failed),
-                             (self.worker.export_cancelled, self._cancelled)):
+        for signal, slot in ((self.renderer.export_progress, self._progress), (self.renderer.export_finished, self._finished),
+                             (self.renderer.export_failed, self._failed),
+                             (self.renderer.export_cancelled, self._cancelled)):
             signal.disconnect(slot)
         self.dialog.close()
         self.ended.emit(message)

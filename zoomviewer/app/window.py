@@ -11,6 +11,7 @@ from PySide6.QtCore import QSettings, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QWidget
 
+from ..engine import formats
 from ..engine.geometry import render_target
 from .compare import SIDE, SINGLE, SWIPE, CompareArea
 from .exportdialog import ExportDialog, ExportSession
@@ -162,7 +163,7 @@ class MainWindow(QMainWindow):
         from PySide6.QtWidgets import QFileDialog
         start = str(Path(self.photo.path).parent) if self.photo is not None else str(Path.home())
         path, _ = QFileDialog.getOpenFileName(self, "Open photo", start,
-                                              "Images (*.png *.jpg *.jpeg *.tif *.tiff *.webp *.bmp);;All files (*)")
+                                              formats.open_dialog_filter())
         if path:
             self.open_path(path)
 

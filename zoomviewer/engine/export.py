@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from . import formats
 from .images import ImageError, Photo, save
 from .render import Cancelled, Latent, Region, render_region
 
 MAX_OUTPUT_PIXELS = 400_000_000
-FORMATS = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
 
 class ExportError(ValueError):
@@ -25,15 +25,19 @@ class ExportError(ValueError):
 
 
 def output_format(path: str | os.PathLike, format: str | None = None) -> str:
+    """The Pillow format an export to `path` is written in: `format` (a name or suffix such
+    as 'PNG', 'jpg') if given, else the one its file name's suffix stands for."""
     if format:
-        fmt = format.upper().replace("JPG", "JPEG").replace("TIF", "TIFF").replace("TIFFF", "TIFF")
-        if fmt not in set(FORMATS.values()):
-            raise ExportError(f"cannot export as {format!r}: choose PNG, TIFF or JPEG")
+        fmt = formats.format_named(format)
+        if fmt is None:
+            raise ExportError(f"cannot export as {format!r}: choose {formats.writable_names()}")
         return fmt
-    ext = Path(path).suffix.lower()
-    if ext not in FORMATS:
-        raise ExportError(f"{Path(path).name}: unknown file type {ext or '(none)'!r}; use .png, .tif or .jpg")
-    return FORMATS[ext]
+    fmt = formats.write_format(path)
+    if fmt is None:
+        ext = formats.suffix_of(path)
+        raise ExportError(f"{Path(path).name}: unknown file type {ext or '(none)'!r}; "
+                          f"use {formats.writable_suffixes_hint()}")
+    return fmt
 
 
 def _same_file(a: Path, b: Path | None) -> bool:

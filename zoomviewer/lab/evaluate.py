@@ -1,4 +1,4 @@
-"""The paper's benchmark protocol (LIIF.md section 4): PSNR of a model, and of bicubic
+"""The paper's benchmark protocol (docs/LIIF.md section 4): PSNR of a model, and of bicubic
 interpolation, on folders of HR images at several scales, plus the markdown and JSON
 reports the `zoomviewer eval` command prints and writes.
 
@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..engine.formats import is_photo_name
 from ..engine.resample import imresize
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 # ITU-R BT.601 luma of a [0, 1] RGB difference, as in the reference code (the 16 offset
 # cancels in a difference).
 Y_COEFFS = np.array([65.738, 129.057, 25.064]) / 256.0
@@ -60,7 +60,7 @@ def list_images(data_dir: str | os.PathLike) -> list[Path]:
     folder = Path(data_dir)
     if not folder.is_dir():
         raise ValueError(f"benchmark folder {folder} does not exist")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = sorted(p for p in folder.iterdir() if is_photo_name(p) and p.is_file())
     if not files:
         raise ValueError(f"benchmark folder {folder} has no images in it")
     return files

@@ -1,5 +1,6 @@
-"""Training (LIIF.md section 3) on folders of photos: random scale, 48 px LR patches,
-2304 sampled HR targets, flips and transpose, L1 loss, Adam. Resumable.
+"""Training (docs/LIIF.md section 3) on folders of photos: random scale, 48 px LR patches,
+2304 sampled HR targets, flips and transpose, L1 loss, Adam. Resumable. The encoder runs
+under bf16 autocast only where the hardware computes bf16 (precision.py).
 
 Photos are decoded once into memory (large ones halved first, which removes most JPEG
 blocking); the sampler is vectorised numpy + Pillow, so a step is dominated by the network.
@@ -17,9 +18,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..engine.formats import is_photo_name
 from ..engine.model import load_weights, new_model, save_weights
+from .precision import precision_name, training_precision
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+DEFAULT_ENCODER = "edsr-baseline"
 
 
 def find_images(dirs: list[str]) -> list[Path]:
@@ -29,7 +32,7 @@ def find_images(dirs: list[str]) -> list[Path]:
         if p.is_file():
             files.append(p)
         else:
-            files += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTS)
+            files += sorted(f for f in p.rglob("*") if is_photo_name(f))
     return files
 
 
@@ -121,77 +124,58 @@ def lr_at(it: int, total: int, base: float) -> float:
 def train(data: list[str], kind: str, out: str, iters: int, batch: int = 16, lr: float = 2e-4,
           residual: bool = True, threads: int | None = None, save_every_s: float = 300,
           eval_every: int = 0, eval_data: str | None = None, log: str | None = None,
-          seed: int = 0, lr_size: int = 48, snapshot_every: int = 0, bf16: bool = True,
-          encoder_from: str | None = None, freeze_encoder: bool = False) -> None:
+          seed: int = 0, lr_size: int = 48, snapshot_every: int = 0, bf16: bool | None = None,
+          encoder_from: str | None = None, freeze_encoder: bool = False,
+          config: dict | None = None) -> None:
+    """Train a `kind` model ('fast' or 'liif') into `out` up to `iters` iterations in all,
+    resuming `out` (and its optimiser state, `out`.state) if it exists.
+
+    `config`: the new model's configuration over the default (an EDSR-baseline encoder,
+    `residual`), e.g. {"encoder_args": {"n_resblocks": 1, "n_feats": 8}}; not used when
+    resuming. `bf16`: None picks bf16 autocast for the encoder where the CPU computes bf16
+    natively, True or False forces it; the choice and its reason go into the recipe.
+    """
     if threads:
         torch.set_num_threads(threads)
     out_p = Path(out)
     state_p = out_p.with_suffix(out_p.suffix + ".state")
-    if out_p.exists():
-        model, config, meta = load_weights(out_p)
-        model.config, model.meta = config, meta
-        start = int(meta.get("iterations", 0))
-        if encoder_from:
-            print(f"{out} exists: resuming it, --encoder-from is not used", file=sys.stderr)
-    else:
-        config = {"kind": kind, "encoder": "edsr-baseline", "residual": residual}
-        model, meta, start = new_model(config), {}, 0
-        if encoder_from:
-            donor = load_weights(encoder_from)[0]
-            try:
-                model.encoder.load_state_dict(donor.encoder.state_dict())
-            except RuntimeError:
-                raise ValueError(f"{encoder_from}: its encoder is not an EDSR-baseline like the "
-                                 f"new model's, so it cannot start this one") from None
-            meta["encoder_from"] = f"{Path(encoder_from).name} ({donor.meta.get('iterations', '?')} iterations)"
+    wanted = {"kind": kind, "encoder": DEFAULT_ENCODER, "residual": residual, **(config or {})}
+    model, config, meta, start = _start_model(out_p, wanted, encoder_from)
     model.train()
     # a new decoder on a trained encoder is first fitted with the encoder frozen: trained
     # jointly from the start, its random gradients disturb the encoder and kill render units
     model.encoder.requires_grad_(not freeze_encoder)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
-    if state_p.exists():
-        st = torch.load(state_p, map_location="cpu", weights_only=True)
-        if st.get("iterations") == start:
-            try:
-                opt.load_state_dict(st["optimizer"])
-            except ValueError:
-                print("the optimizer starts afresh (the set of trained parameters changed)", file=sys.stderr)
+    _resume_optimizer(opt, state_p, start)
     images = load_training_images(data, min_side=lr_size)
     sampler = PatchSampler(images, lr_size=lr_size, seed=seed + start)
-    logf = open(log or str(out_p) + ".log", "a")
+    dtype, why = training_precision("cpu", bf16)
+    precision = f"{precision_name(dtype)} encoder ({why})"
     meta["training_data"] = list(dict.fromkeys(meta.get("training_data", []) + [str(d) for d in data]))
     meta["recipe"] = (f"LIIF recipe: scale U(1,4), {lr_size}px LR patches, batch {batch}, 2304 targets, "
                       f"flips+transpose, L1, Adam lr {lr} cosine over {iters} its, residual={config.get('residual')}"
-                      f"{', bf16 encoder' if bf16 else ''}{', encoder frozen' if freeze_encoder else ''}")
-    print(f"training {config['kind']} on {len(images)} images from {start} to {iters} iterations", file=sys.stderr)
-    t_save = time.time()
-    t0, it0, loss_acc, n_acc = time.time(), start, 0.0, 0
+                      f", {precision}{', encoder frozen' if freeze_encoder else ''}")
+    print(f"training {config['kind']} on {len(images)} images from {start} to {iters} iterations, "
+          f"{precision}", file=sys.stderr)
 
     def checkpoint(it: int) -> None:
         meta["iterations"] = it
         save_weights(out_p, model, config, meta)
         torch.save({"iterations": it, "optimizer": opt.state_dict()}, state_p)
 
+    logf = open(log or str(out_p) + ".log", "a")
+    t_save = t0 = time.time()
+    loss_acc, n_acc = 0.0, 0
     try:
         it = start
         while it < iters:
             for g in opt.param_groups:
                 g["lr"] = lr_at(it, iters, lr)
-            inp, coord, cell, gt = sampler.sample(batch)
-            # the encoder is most of an iteration; bf16 convolutions halve it on CPUs with
-            # AVX512-BF16. The decoder stays fp32, as it runs at render time.
-            with torch.autocast(inp.device.type, dtype=torch.bfloat16, enabled=bf16):
-                feat = model.encoder(inp)
-            pred = model.query(inp, coord, cell, feat=feat.float())
-            loss = (pred - gt).abs().mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            it += 1
-            loss_acc += loss.item()
+            loss_acc += _step(model, opt, sampler.sample(batch), dtype)
             n_acc += 1
+            it += 1
             if it % 10 == 0:
-                rate = (it - it0) / (time.time() - t0)
+                rate = (it - start) / (time.time() - t0)
                 line = {"it": it, "loss": round(loss_acc / n_acc, 5), "it_s": round(rate, 3),
                         "lr": g["lr"], "time": time.time()}
                 print(f"\r{config['kind']} it {it}/{iters}  loss {line['loss']:.4f}  {rate:.2f} it/s",
@@ -200,15 +184,7 @@ def train(data: list[str], kind: str, out: str, iters: int, batch: int = 16, lr:
                 logf.flush()
                 loss_acc, n_acc = 0.0, 0
             if eval_every and eval_data and it % eval_every == 0:
-                model.eval()
-                from .evaluate import evaluate_model
-                with torch.no_grad():
-                    res = evaluate_model(model, eval_data, [4])
-                model.train()
-                meta.setdefault("curve", []).append({"it": it, "set14_x4": round(res[4], 3)})
-                logf.write(json.dumps({"it": it, "eval_x4": res[4], "time": time.time()}) + "\n")
-                logf.flush()
-                print(f"\n{config['kind']} it {it}: PSNR x4 {res[4]:.3f} dB", file=sys.stderr)
+                _evaluate_now(model, eval_data, it, meta, logf)
             if snapshot_every and it % snapshot_every == 0:
                 meta["iterations"] = it
                 save_weights(out_p.with_name(f"{out_p.stem}.it{it}{out_p.suffix}"), model, config, meta)
@@ -219,3 +195,65 @@ def train(data: list[str], kind: str, out: str, iters: int, batch: int = 16, lr:
     finally:
         logf.close()
     print(file=sys.stderr)
+
+
+def _start_model(out_p: Path, wanted: dict, encoder_from: str | None) -> tuple[torch.nn.Module, dict, dict, int]:
+    """(model, config, meta, iterations done): `out_p` resumed if it exists, else a new
+    model of config `wanted`, with the encoder of `encoder_from` if given."""
+    if out_p.exists():
+        model, config, meta = load_weights(out_p)
+        model.config, model.meta = config, meta
+        if encoder_from:
+            print(f"{out_p} exists: resuming it, --encoder-from is not used", file=sys.stderr)
+        return model, config, meta, int(meta.get("iterations", 0))
+    model, meta = new_model(wanted), {}
+    if encoder_from:
+        donor = load_weights(encoder_from)[0]
+        try:
+            model.encoder.load_state_dict(donor.encoder.state_dict())
+        except RuntimeError:
+            raise ValueError(f"{encoder_from}: its encoder is not shaped like the new model's "
+                             f"({wanted['encoder']}), so it cannot start this one") from None
+        meta["encoder_from"] = f"{Path(encoder_from).name} ({donor.meta.get('iterations', '?')} iterations)"
+    return model, wanted, meta, 0
+
+
+def _resume_optimizer(opt: torch.optim.Optimizer, state_p: Path, start: int) -> None:
+    """Adam's moments back from the last checkpoint, if it was taken at `start`."""
+    if not state_p.exists():
+        return
+    st = torch.load(state_p, map_location="cpu", weights_only=True)
+    if st.get("iterations") == start:
+        try:
+            opt.load_state_dict(st["optimizer"])
+        except ValueError:
+            print("the optimizer starts afresh (the set of trained parameters changed)", file=sys.stderr)
+
+
+def _step(model, opt: torch.optim.Optimizer, sample, dtype: torch.dtype) -> float:
+    """One optimiser step on a sampled batch; the L1 loss before it."""
+    inp, coord, cell, gt = sample
+    # the encoder is most of an iteration, so only it runs under autocast; the decoder
+    # stays fp32, as it runs at render time
+    with torch.autocast(inp.device.type, dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+        feat = model.encoder(inp)
+    pred = model.query(inp, coord, cell, feat=feat.float())
+    loss = (pred - gt).abs().mean()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
+def _evaluate_now(model, eval_data: str, it: int, meta: dict, logf) -> None:
+    """PSNR x4 on `eval_data`, added to the weights' curve and the log."""
+    from .evaluate import evaluate_model
+
+    model.eval()
+    with torch.no_grad():
+        res = evaluate_model(model, eval_data, [4])
+    model.train()
+    meta.setdefault("curve", []).append({"it": it, "set14_x4": round(res[4], 3)})
+    logf.write(json.dumps({"it": it, "eval_x4": res[4], "time": time.time()}) + "\n")
+    logf.flush()
+    print(f"\n{model.config['kind']} it {it}: PSNR x4 {res[4]:.3f} dB", file=sys.stderr)
