@@ -8,6 +8,7 @@ architecture (timings do not depend on weight values).
 from __future__ import annotations
 
 import json
+import os
 import platform
 import resource
 import statistics
@@ -22,6 +23,8 @@ import torch
 from ..engine.model import load_weights, new_model, pick_device
 from ..engine.model.native import fast_kernel
 from ..engine.render import Latent, deep_zoom_step, render_region, render_region_reference, render_sparse
+from . import machine
+from .bench_viewer import bench_first_view, bench_viewer_refine
 
 VIEW = (1280, 800)
 
@@ -98,54 +101,9 @@ def bench_coarse(latent: Latent, scale: float, runs: int) -> float:
     region = _view_region(scale, (7.0, 5.0))
 
     def coarse():
-        latent.forget_planes()
+        latent.forget_tables()
         render_region(latent, region, (VIEW[0] // 4, VIEW[1] // 4), cell=(1 / scale, 1 / scale))
     return _median_time(coarse, runs)
-
-
-def bench_viewer_refine(model, pixels: np.ndarray, device: torch.device, scale: float, runs: int,
-                        sparse: bool = False) -> float:
-    """Seconds from a view request to its last sharp tile in the real viewer pipeline (the
-    render thread: coarse pass, then full-resolution tiles), with the latent's tiles for
-    that area already encoded (as after the first look). Each run uses a slightly
-    different zoom so the finished-tile cache cannot serve it. `sparse`: with the optional
-    Faster Deep Zoom approximation."""
-    from PySide6.QtCore import QCoreApplication, QEventLoop, QTimer
-
-    from ..engine.geometry import View
-    from ..app.worker import MODEL, RenderRequest, RenderWorker
-
-    app = QCoreApplication.instance() or QCoreApplication([])
-    worker = RenderWorker(model, str(device))
-    done: dict[int, float] = {}
-    worker.request_finished.connect(lambda rid, secs: done.__setitem__(rid, secs))
-
-    def wait_for(cond, timeout_s: float = 600) -> None:
-        loop = QEventLoop()
-        timer = QTimer()
-        timer.timeout.connect(lambda: loop.quit() if cond() else None)
-        timer.start(5)
-        deadline = time.perf_counter() + timeout_s
-        while not cond() and time.perf_counter() < deadline:
-            loop.exec()
-        timer.stop()
-
-    worker.start()
-    wait_for(lambda: worker.loaded)
-    worker.set_image(pixels, 1)
-    h, w = pixels.shape[:2]
-    times = []
-    for k in range(runs + 1):  # the first run encodes the latent tiles: not counted
-        zoom = scale * (1 + 0.0007 * k)
-        view = View(w / 2, h / 2, zoom, VIEW[0], VIEW[1]).snapped()
-        t = time.perf_counter()
-        worker.request(RenderRequest(k, 1, view, (MODEL,), sparse))
-        wait_for(lambda: k in done)
-        if k:
-            times.append(time.perf_counter() - t)
-    worker.stop()
-    del app
-    return statistics.median(times)
 
 
 def bench_sparse(model, photo: np.ndarray, device: torch.device, runs: int, log) -> dict:
@@ -175,55 +133,53 @@ def bench_sparse(model, photo: np.ndarray, device: torch.device, runs: int, log)
     return out
 
 
-def run_bench(json_path: str | None = None, device: str | None = None, quick: bool = False,
-              log=lambda s: print(s, file=sys.stderr, flush=True)) -> int:
-    dev = pick_device(device)
-    runs = 1 if quick else 5  # fast-decoder figures: the median of 5 (this machine varies by ±20 %)
-    res: dict = {"device": dev.type, "device_name": _device_name(dev), "threads": torch.get_num_threads(),
-                 "weights": {}, "quick": quick}
-    mp1 = _photo(816, 1224) if not quick else _photo(408, 612)
-    for kind, key in (("fast", "fast"), ("liif", "exact")):
-        model, origin = _model(kind)
-        res["weights"][key] = origin
-        latent = Latent(model, mp1, dev)
-        t = time.perf_counter()
-        latent.encode_all()
-        _sync(dev)
-        if key == "fast":
-            res["encoder_s_per_mp"] = (time.perf_counter() - t) / (mp1.shape[0] * mp1.shape[1] / 1e6)
-            log(f"encoder: {res['encoder_s_per_mp']:.2f} s per megapixel")
-        log(f"{key} decoder, 1280x800 region of a {mp1.shape[1]}x{mp1.shape[0]} photo:")
-        scales = (2, 4, 12, 30) if not quick else (4, 12)
-        # the exact decoder takes seconds per view: one timed run, no warm-up, is enough
-        entry = {"throughput_px_s": bench_decoder(latent, scales, runs if key == "fast" else 1, log,
-                                                  warmup=1 if key == "fast" else 0)}
-        entry["render_ms"] = {f"x{s}": 1000 * bench_refine(latent, s, runs if key == "fast" else 1) for s in (4, 12)}
-        log("  coarse + full render_region: " + ", ".join(f"{k} {v:.0f} ms" for k, v in entry["render_ms"].items()))
-        if key == "fast":
-            res["fast_decoder_path"] = "fused kernel" if fast_kernel(model, dev) is not None else "torch ops"
-            if res["fast_decoder_path"] == "fused kernel":  # what a machine without a C compiler gets
-                entry["render_ms_torch_ops"] = {f"x{s}": 1000 * bench_refine(latent, s, runs, fused=False)
-                                                for s in (4, 12)}
-                log("  the same with torch ops instead of the fused kernel: "
-                    + ", ".join(f"{k} {v:.0f} ms" for k, v in entry["render_ms_torch_ops"].items()))
-        entry["coarse_ms"] = {"x4": 1000 * bench_coarse(latent, 4, 3 if not quick else 1)}
-        log(f"  coarse pass alone ({VIEW[0] // 4}x{VIEW[1] // 4}, code table included), x4: {entry['coarse_ms']['x4']:.0f} ms")
-        entry["refine_ms"] = {f"x{s}": 1000 * bench_viewer_refine(model, mp1, dev, s, runs if key == "fast" else 1)
-                              for s in (4, 12)}
-        log("  viewer refine (render thread, coarse then sharp): "
-            + ", ".join(f"{k} {v:.0f} ms" for k, v in entry["refine_ms"].items()))
-        if key == "fast":
-            entry["sparse"] = bench_sparse(model, mp1, dev, runs, log)
-        if key == "exact":
-            rows = 40 if not quick else 8
-            entry["reference_throughput_px_s"] = {f"x{s}": bench_reference(latent, s, rows, log) for s in (4, 12)}
-            entry["speedup_vs_reference"] = {k: entry["throughput_px_s"][k] / v
-                                             for k, v in entry["reference_throughput_px_s"].items()}
-        res[key] = entry
-        del latent
+def bench_model(kind: str, key: str, mp1: np.ndarray, dev: torch.device, runs: int, quick: bool, log) -> dict:
+    """The decoder figures of one shipped model on a 1 MP photo: encoder rate, throughput,
+    render_region, coarse pass, viewer refine; Faster Deep Zoom (fast), the reference
+    method (exact)."""
+    model, origin = _model(kind)
+    latent = Latent(model, mp1, dev)
+    t = time.perf_counter()
+    latent.encode_all()
+    _sync(dev)
+    entry: dict = {"weights": origin, "encoder_s_per_mp": (time.perf_counter() - t) / (mp1.size / 3 / 1e6)}
+    log(f"{key} encoder: {entry['encoder_s_per_mp']:.2f} s per megapixel")
+    log(f"{key} decoder, 1280x800 region of a {mp1.shape[1]}x{mp1.shape[0]} photo:")
+    n = runs if key == "fast" else 1   # the exact decoder takes seconds per view: one timed run is enough
+    scales = (2, 4, 12, 30) if not quick else (4, 12)
+    entry["throughput_px_s"] = bench_decoder(latent, scales, n, log, warmup=1 if key == "fast" else 0)
+    entry["render_ms"] = {f"x{s}": 1000 * bench_refine(latent, s, n) for s in (4, 12)}
+    log("  coarse + full render_region: " + ", ".join(f"{k} {v:.0f} ms" for k, v in entry["render_ms"].items()))
+    if key == "fast":
+        entry["decoder_path"] = "fused kernel" if fast_kernel(model, dev) is not None else "torch ops"
+        if entry["decoder_path"] == "fused kernel":  # what a machine without a C compiler gets
+            entry["render_ms_torch_ops"] = {f"x{s}": 1000 * bench_refine(latent, s, runs, fused=False) for s in (4, 12)}
+            log("  the same with torch ops instead of the fused kernel: "
+                + ", ".join(f"{k} {v:.0f} ms" for k, v in entry["render_ms_torch_ops"].items()))
+    entry["coarse_ms"] = {"x4": 1000 * bench_coarse(latent, 4, 3 if not quick else 1)}
+    log(f"  coarse pass alone ({VIEW[0] // 4}x{VIEW[1] // 4}, code table included), x4: {entry['coarse_ms']['x4']:.0f} ms")
+    entry["refine_ms"] = {f"x{s}": 1000 * bench_viewer_refine(model, mp1, dev, s, n) for s in (4, 12)}
+    log("  viewer refine (render thread, coarse then sharp): "
+        + ", ".join(f"{k} {v:.0f} ms" for k, v in entry["refine_ms"].items()))
+    if key == "fast":
+        entry["sparse"] = bench_sparse(model, mp1, dev, runs, log)
+    else:
+        rows = 40 if not quick else 8
+        entry["reference_throughput_px_s"] = {f"x{s}": bench_reference(latent, s, rows, log) for s in (4, 12)}
+        entry["speedup_vs_reference"] = {k: entry["throughput_px_s"][k] / v
+                                         for k, v in entry["reference_throughput_px_s"].items()}
+    return entry
 
+
+def bench_opening(mp1: np.ndarray, dev: torch.device, quick: bool, log) -> dict:
+    """The first sharp view of a photo just opened (render thread, nothing encoded), and
+    the first sharp frame and an export of a big photo rendered directly."""
     fast, _ = _model("fast")
     big = _photo(3000, 4000) if not quick else _photo(1000, 1500)
+    res: dict = {"first_view_after_open_ms": {k: 1000 * v for k, v in bench_first_view(
+        fast, {f"{mp1.shape[1]}x{mp1.shape[0]}": mp1, f"{big.shape[1]}x{big.shape[0]}": big}, dev).items()}}
+    log("first sharp view after opening (render thread, nothing encoded): "
+        + ", ".join(f"{k} {v:.0f} ms" for k, v in res["first_view_after_open_ms"].items()))
     t = time.perf_counter()
     latent = Latent(fast, big, dev)
     render_region(latent, _view_region(10), VIEW)
@@ -232,7 +188,6 @@ def run_bench(json_path: str | None = None, device: str | None = None, quick: bo
     res["first_sharp_frame_photo"] = f"{big.shape[1]}x{big.shape[0]}"
     log(f"first sharp frame, {big.shape[1]}x{big.shape[0]} photo, 1280x800 at x10 on a corner: "
         f"{res['first_sharp_frame_ms']:.0f} ms")
-
     size = (7680, 4320) if not quick else (1920, 1080)
     region = (500.0, 400.0, size[0] / 4, size[1] / 4)
     from ..engine.export import export_view
@@ -243,6 +198,24 @@ def run_bench(json_path: str | None = None, device: str | None = None, quick: bo
         res[f"export_{size[0]}x{size[1]}_s"] = time.perf_counter() - t
     log(f"export {size[0]}x{size[1]} (x4 of a {size[0] // 4}x{size[1] // 4} region, fast, PNG): "
         f"{res[f'export_{size[0]}x{size[1]}_s']:.1f} s")
+    return res
+
+
+def run_bench(json_path: str | None = None, device: str | None = None, quick: bool = False,
+              log=lambda s: print(s, file=sys.stderr, flush=True)) -> int:
+    dev = pick_device(device)
+    runs = 1 if quick else 5  # fast-decoder figures: the median of 5 (this machine varies by ±20 %)
+    from ..engine.model import native
+    res: dict = {"device": dev.type, "device_name": _device_name(dev), "quick": quick,
+                 "machine": machine.describe(native.build_flags() + [f"CC={os.environ.get('CC', 'cc')}"]
+                                             if native.library() is not None else None)}
+    log("machine: " + machine.summary(res["machine"]))
+    mp1 = _photo(816, 1224) if not quick else _photo(408, 612)
+    for kind, key in (("fast", "fast"), ("liif", "exact")):
+        res[key] = bench_model(kind, key, mp1, dev, runs, quick, log)
+    res["encoder_s_per_mp"] = res["fast"]["encoder_s_per_mp"]
+    res["fast_decoder_path"] = res["fast"]["decoder_path"]
+    res.update(bench_opening(mp1, dev, quick, log))
     if dev.type == "cuda":
         for kind, key in (("fast", "fast"), ("liif", "exact")):
             model, _ = _model(kind)
@@ -293,9 +266,12 @@ def markdown(res: dict) -> str:
     rows.append(f"| encoder, s per megapixel | {res['encoder_s_per_mp']:.2f} | |")
     photo = res.get("first_sharp_frame_photo", "4000x3000").replace("x", "×")
     rows.append(f"| first sharp frame, {photo} photo, ×10 corner, ms | {res['first_sharp_frame_ms']:.0f} | |")
+    for k, v in res.get("first_view_after_open_ms", {}).items():
+        rows.append(f"| first sharp view after opening, {k.replace('x', '×', 1).replace(' x', ' ×')}, ms | {v:.0f} | |")
     for k, v in res.items():
         if k.startswith("export_"):
             rows.append(f"| {k.replace('_', ' ')} | {v:.1f} | |")
     rows.append(f"| peak RSS, MB | {res['peak_rss_mb']:.0f} | |")
-    return (f"device: {res['device_name']} ({res['device']}); weights: {res['weights']}; "
-            f"fast decoder: {res.get('fast_decoder_path', 'torch ops')}\n\n" + "\n".join(rows))
+    weights = ", ".join(f"{k} {res[k]['weights']}" for k in ("fast", "exact"))
+    return (f"device: {res['device_name']} ({res['device']}); machine: {machine.summary(res['machine'])}; "
+            f"weights: {weights}; fast decoder: {res.get('fast_decoder_path', 'torch ops')}\n\n" + "\n".join(rows))
