@@ -1,5 +1,5 @@
-"""Shared fixtures: a tiny real model, small test images, and settings kept out of the
-user's home; and the viewer tests' shared checks and input helpers (what the screen shows
+"""Shared fixtures: a tiny real model, small test images, and settings and kernel builds
+kept out of the user's home; and the viewer tests' shared checks and input helpers (what the screen shows
 against the decoder's own rendering; wheel and mouse events), imported by those tests as
 `from conftest import ...`. Qt runs offscreen (no display on CI); Qt is imported only when
 a viewer helper is used, so the engine tests run without it."""
@@ -7,6 +7,7 @@ a viewer helper is used, so the engine tests run without it."""
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -28,6 +29,20 @@ def _settings_in_temp_dir(tmp_path_factory):
     for fmt in (QSettings.Format.IniFormat, QSettings.Format.NativeFormat):
         QSettings.setPath(fmt, QSettings.Scope.UserScope, str(folder))
     yield folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _native_builds_in_temp_dir(tmp_path_factory):
+    """The fast kernel (engine/model/native.py) builds into a temporary cache folder,
+    never the user's ~/.cache/zoomviewer; programs the tests start inherit it."""
+    folder = tmp_path_factory.mktemp("cache")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("ZOOMVIEWER_CACHE_DIR", str(folder))
+    native = sys.modules.get("zoomviewer.engine.model.native")
+    if native is not None:  # a build loaded before the session started: look again, here
+        native.reset()
+    yield folder
+    patch.undo()
 
 
 @pytest.fixture

@@ -126,6 +126,28 @@ def test_explain_weights_sum_to_one_and_name_the_decoders_codes(point):
     np.testing.assert_allclose([m.weight for m in members], [float(w) for w in weights], atol=1e-6)
 
 
+@pytest.mark.parametrize("local_ensemble", [True, False])
+@pytest.mark.parametrize("size", [(64, 48), (7, 3), (1999, 1333)])
+def test_explain_names_the_renderers_codes_and_weights_bit_for_bit(size, local_ensemble):
+    """At many random source points (and on code centres and boundaries, where a rounding
+    decides the code), the overlay's members, rel_coords and weights are exactly the
+    renderer's (model.liif on torch float32), not merely close."""
+    w, h = size
+    rng = np.random.default_rng(w)
+    points = np.concatenate([rng.uniform(0, 1, (300, 2)) * (w, h),
+                             np.stack([np.arange(40) % w + 0.5, np.arange(40) % h], 1),   # centres and edges
+                             [(0.0, 0.0), (w, h), (w - 1e-4, 1e-4)]])
+    cy = torch.tensor(-1 + 2 * points[:, 1] / h, dtype=torch.float64).float()
+    cx = torch.tensor(-1 + 2 * points[:, 0] / w, dtype=torch.float64).float()
+    ys, xs = ensemble_axis(cy, h, local_ensemble), ensemble_axis(cx, w, local_ensemble)
+    weights = blend_weights([r for _, r in ys], [r for _, r in xs])
+    for k, (x, y) in enumerate(points):
+        members = ensemble_members(x, y, w, h, local_ensemble)
+        expected = [(int(iy[k]), int(ix[k]), float(ry[k]), float(rx[k])) for iy, ry in ys for ix, rx in xs]
+        assert [(m.row, m.col, *m.rel) for m in members] == expected
+        assert [m.weight for m in members] == [float(wt[k]) for wt in weights]
+
+
 def test_explain_weights_are_bilinear_between_the_four_nearest_code_centres():
     members = ensemble_members(10.75, 7.25, 64, 48)      # 1/4 of a cell right of centre 10.5, ...
     w = {(m.row, m.col): m.weight for m in members}

@@ -1,13 +1,15 @@
 """The latent is encoded lazily in tiles and equals the whole-image encoding, and so does
-the decoder's first-layer term it caches per tile."""
+the decoder's first-layer term it caches per tile; one latent can serve several threads."""
 
 from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import torch
 
-from engine_models import sample_image
+from engine_models import sample_image, spread_model
 from zoomviewer.engine.model import new_model
 from zoomviewer.engine.render import Latent, render_region
 
@@ -62,10 +64,34 @@ def test_memory_budget_evicts_least_recently_used_tiles():
     img = np.random.default_rng(0).random((400, 400, 3), dtype=np.float32)
     per_tile_mb = (8 + 208) * 100 * 100 * 4 / 2**20  # latent codes + the decoder's first-layer term
     latent = Latent(model, img, "cpu", tile=100, budget_mb=3.5 * per_tile_mb)
+    first = latent.features(0, 10, 0, 10).clone()          # the first tile, encoded first
     latent.encode_all()
     assert latent.tiles_encoded == 16 and latent.tiles_cached == 3
-    before = latent.features(350, 360, 350, 360).clone()  # the last tile is still cached
+    latent.features(350, 360, 350, 360)                    # the last tile is still cached
     assert latent.tiles_encoded == 16
-    latent.features(0, 10, 0, 10)  # evicted earlier: encoded again, identically
+    again = latent.features(0, 10, 0, 10)                  # evicted since: encoded again, identically
     assert latent.tiles_encoded == 17
-    assert torch.equal(before, latent.features(350, 360, 350, 360))
+    assert torch.equal(first, again)
+
+
+def test_one_latent_shared_by_threads_renders_as_each_alone():
+    """The viewer and an export share one Latent: renders on four threads at once, at
+    three zooms, one of them keeping no table (as an export does), give the pixels each
+    gives on a latent of its own, and every tile is encoded once."""
+    model = spread_model("fast")
+    img = sample_image(60, 80, seed=2)
+    jobs = [((0, 0, 80, 60), (200, 150), True), ((10.3, 7.1, 30, 20), (150, 100), True),
+            ((0, 0, 80, 60), (80, 60), False), ((41.5, 22.2, 25, 31), (75, 93), True)]
+
+    def render(latent, job):
+        region, size, keep = job
+        return render_region(latent, region, size, workers=2, keep_table=keep)
+
+    alone = [render(Latent(model, img, "cpu", tile=16), job) for job in jobs]
+    shared = Latent(model, img, "cpu", tile=16)
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda job: render(shared, job), jobs * 2))
+    for a, b in zip(alone * 2, together):
+        assert a.std() > 0.05
+        assert np.abs(a - b).max() <= 1e-6
+    assert shared.tiles_encoded == 4 * 5

@@ -1,4 +1,4 @@
-"""render_region is exactly LIIF: against a plain reference written here from LIIF.md
+"""render_region is exactly LIIF: against a plain reference written here from docs/LIIF.md
 section 1 (and section 5 for the fast decoder), for regions, chunk sizes and both paths."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ def make_coord(n: int) -> torch.Tensor:
 
 
 def reference_liif(model, feat: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
-    """LIIF.md section 1, steps 1-7, written without any of the renderer's shortcuts.
+    """docs/LIIF.md section 1, steps 1-7, written without any of the renderer's shortcuts.
     feat (1,C,H,W); coord, cell (Q,2) normalised (y, x) -> RGB (Q,3) in [0,1]."""
     _, c, h, w = feat.shape
     feat = F.unfold(feat, 3, padding=1).view(1, c * 9, h, w)
@@ -50,7 +50,7 @@ def decoder_reference(model, q_feat, rel, rel_cell):
         for layer in model.imnet.layers:
             x = layer(x)
         return x
-    # LIIF.md section 5: latent MLP on [feature, rel_cell] -> 16-value code and 6 x (scale, shift)
+    # docs/LIIF.md section 5: latent MLP on [feature, rel_cell] -> 16-value code and 6 x (scale, shift)
     z = model.latent_out(torch.relu(model.latent_in(torch.cat([q_feat, rel_cell], -1))))
     code, mods = z[:, :16], z[:, 16:].reshape(-1, 6, 2, 16)
     h = model.render_in(torch.cat([code, rel, rel_cell], -1))
@@ -255,3 +255,17 @@ def test_cpu_linear_kernel_equals_plain_linear(relu):
     x.requires_grad_(True)
     linear(x, w, b, relu=relu).sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_renderers_stacked_weights_are_the_ensembles_weights():
+    """The torch path blends members with stacked_blend_weights (laid out for its
+    chunks); those are ensemble.blend_weights' weights, to the last bit or two of the
+    sum's order, with the local ensemble and without."""
+    from zoomviewer.engine.model.liif import blend_weights, stacked_blend_weights
+    torch.manual_seed(0)
+    ry, rx = torch.rand(2, 500) * 4 - 2, torch.rand(2, 500) * 4 - 2
+    ry[:, :20] = 0  # points on a code centre: two areas are AREA_EPS alone
+    stacked = stacked_blend_weights(ry[:, None], rx[None, :])
+    for k, w in enumerate(blend_weights(list(ry), list(rx))):
+        assert torch.allclose(stacked[k // 2, k % 2], w, rtol=3e-7, atol=0)
+    assert torch.equal(stacked_blend_weights(ry[:1, None], rx[None, :1]), torch.ones(1, 1, 500))

@@ -1,4 +1,4 @@
-"""Time the fast decoder's fused kernel (zoomviewer/model/fast_kernel.c) on one CPU thread:
+"""Time the fast decoder's fused kernel (zoomviewer/engine/model/fast_kernel.c) on one CPU thread:
 nanoseconds per output pixel (four ensemble members, the shipped decoder's weights, a
 random code table), and the torch path's time for the same band for comparison. Set CC to
 time another build (for example a wrapper that compiles for an older instruction set).
@@ -13,7 +13,7 @@ import torch
 
 from zoomviewer.lab.bench import _model
 from zoomviewer.engine.model.native import fast_kernel
-from zoomviewer.engine.render import _decode_band
+from zoomviewer.engine.render.torch_decode import decode_band
 
 
 def main() -> None:
@@ -25,7 +25,7 @@ def main() -> None:
         print("no fused kernel on this machine (no C compiler, or ZOOMVIEWER_NATIVE=0)")
         return
     rows, cols, reps = 200, 1280, 5
-    planes = torch.randn(13, 80, 330, 16)
+    table = torch.randn(13, 80, 330, 16)
     for scale in (4, 12):
         code_r = (np.arange(rows) // scale).astype(np.int32)
         code_c = (np.arange(cols) // scale).astype(np.int32)
@@ -34,19 +34,19 @@ def main() -> None:
         row_rel = rng.uniform(-1, 1, (2, rows)).astype(np.float32)
         col_rel = rng.uniform(-1, 1, (2, cols)).astype(np.float32)
         out = torch.empty(rows, cols, 3)
-        kernel.decode(planes, row_code, row_rel, col_code, col_rel, out)
+        kernel.decode(table, row_code, row_rel, col_code, col_rel, out)
         start = time.perf_counter()
         for _ in range(reps):
-            kernel.decode(planes, row_code, row_rel, col_code, col_rel, out)
+            kernel.decode(table, row_code, row_rel, col_code, col_rel, out)
         fused = (time.perf_counter() - start) / reps
 
         ys = [(torch.from_numpy(c).long(), torch.from_numpy(r)) for c, r in zip(row_code, row_rel)]
         xs = [(torch.from_numpy(c).long(), torch.from_numpy(r)) for c, r in zip(col_code, col_rel)]
         with torch.no_grad():
-            _decode_band(model, planes, ys, xs, 0, rows, 0, 0, 32768, lambda done: None)
+            decode_band(model, table, ys, xs, 0, rows, 0, 0, 32768, lambda done: None)
             start = time.perf_counter()
             for _ in range(reps):
-                _decode_band(model, planes, ys, xs, 0, rows, 0, 0, 32768, lambda done: None)
+                decode_band(model, table, ys, xs, 0, rows, 0, 0, 32768, lambda done: None)
         plain = (time.perf_counter() - start) / reps
         print(f"x{scale}: fused kernel {fused * 1e9 / (rows * cols):.0f} ns per pixel, "
               f"torch ops {plain * 1e9 / (rows * cols):.0f} ns per pixel (one thread, {origin} weights)")

@@ -220,7 +220,7 @@ class RenderThread(QThread):
             self.request_failed.emit(request.request_id, f"rendering failed: {e}")
         finally:
             if self._latent is not None:
-                self._latent.forget_planes()
+                self._latent.forget_tables()
 
     def _run_export(self, job: ExportJob) -> None:
         if self._source is None:

@@ -1,12 +1,12 @@
 """Geometry of the Explain overlay (numpy only): which latent codes decide the colour at a
 source point and how much each one counts, and where the latent grid lies on screen.
 
-LIIF (LIIF.md section 1, steps 2, 3 and 6): the point is shifted by half a latent cell
-up/down and left/right; the nearest code to each shifted point is one member of the local
-ensemble; each member's prediction is weighted by the area of the rectangle between the
-point and the *diagonally opposite* member's code centre, normalised to sum 1. The index
-arithmetic below is done in float32 exactly as the decoder does it, so the codes named
-here are the codes the renderer uses.
+LIIF (docs/LIIF.md section 1, steps 2, 3 and 6): the point is shifted by half a latent
+cell up/down and left/right; the nearest code to each shifted point is one member of the
+local ensemble; each member's prediction is weighted by the area of the rectangle between
+the point and the *diagonally opposite* member's code centre, normalised to sum 1. Those
+rules come from engine/ensemble.py, run here on float32 arrays as the renderer runs them
+on float32 tensors, so the codes and weights named here are the renderer's, bit for bit.
 """
 
 from __future__ import annotations
@@ -15,10 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .ensemble import axis_members, blend_weights
 from .geometry import View
-
-ENSEMBLE_EPS = 1e-6   # the reference code's tie-breaking shift (LIIF.md section 1, step 2)
-AREA_EPS = 1e-9
 
 
 @dataclass(frozen=True)
@@ -32,18 +30,13 @@ class Member:
     weight: float
 
 
-def _axis(p: float, n: int, local_ensemble: bool) -> list[tuple[int, float]]:
-    """(code index, rel_coord) of each member along one axis for source coordinate p."""
-    coord = np.float32(-1 + 2 * float(p) / n)  # the renderer forms it in float64, then fp32
-    shifts = (-1.0, 1.0) if local_ensemble else (0.0,)
-    eps = ENSEMBLE_EPS if local_ensemble else 0.0
-    out = []
-    for v in shifts:
-        c = np.clip(coord + np.float32(v / n + eps), np.float32(-1 + 1e-6), np.float32(1 - 1e-6))
-        idx = int(np.clip(np.round(((c + np.float32(1)) * np.float32(n) - np.float32(1)) / np.float32(2)), 0, n - 1))
-        centre = np.float32(-1) + np.float32(2 * idx + 1) / np.float32(n)
-        out.append((idx, float((coord - centre) * np.float32(n))))
-    return out
+def _axis(p: float, n: int, local_ensemble: bool) -> list[tuple[int, np.ndarray]]:
+    """(code index, rel_coord as a float32 array of one) of each member along one axis
+    for source coordinate p."""
+    # formed in float64, then float32, as the renderer forms a pixel centre's coordinate;
+    # 1-d, because numpy 1.x would compute a 0-d float32 plus a Python float in float64
+    coord = np.array([-1 + 2 * float(p) / n], dtype=np.float32)
+    return [(int(index[0]), rel) for index, rel in axis_members(coord, n, local_ensemble, np.clip, np.round)]
 
 
 def ensemble_members(x: float, y: float, img_w: int, img_h: int, local_ensemble: bool = True) -> list[Member]:
@@ -52,14 +45,10 @@ def ensemble_members(x: float, y: float, img_w: int, img_h: int, local_ensemble:
     border two members can name the same code; their weights then add up."""
     ys = _axis(y, img_h, local_ensemble)
     xs = _axis(x, img_w, local_ensemble)
-    pairs = [(iy, ry, ix, rx) for iy, ry in ys for ix, rx in xs]
-    if len(pairs) == 1:
-        weights = [1.0]
-    else:
-        areas = [abs(ry * rx) + AREA_EPS for _, ry, _, rx in pairs]
-        total = sum(areas)
-        weights = [areas[3 - k] / total for k in range(4)]
-    return [Member(iy, ix, (ix + 0.5, iy + 0.5), (ry, rx), w) for (iy, ry, ix, rx), w in zip(pairs, weights)]
+    weights = blend_weights([ry for _, ry in ys], [rx for _, rx in xs], np.ones_like)
+    pairs = [(iy, float(ry[0]), ix, float(rx[0])) for iy, ry in ys for ix, rx in xs]
+    return [Member(iy, ix, (ix + 0.5, iy + 0.5), (ry, rx), float(w[0]))
+            for (iy, ry, ix, rx), w in zip(pairs, weights)]
 
 
 def code_weights(members: list[Member]) -> dict[tuple[int, int], float]:

@@ -1,12 +1,17 @@
-"""The photo's latent, on the compute device, computed on demand and cached.
+"""The photo's latent, on the compute device, computed on demand and cached
+(docs/LIIF.md section 6).
 
 Latent keeps two caches, each an LRU under its own memory budget:
   tiles   the encoder's feature map in tiles (with a halo of the encoder's receptive
           radius, so tiles equal the whole-image encoding) and, per tile, the decoder's
           zoom-independent first-layer term (`code_features`);
-  planes  the decoder's per-code table for a block of codes at one rel_cell (one zoom),
-          stored part by part (`table_parts`), so the coarse and the full pass of a view,
-          and every screen tile of it, share one computation.
+  tables  the code table: the decoder's per-code values for a block of codes at one
+          rel_cell (one zoom), stored part by part (the model's `table_parts` layout), so
+          the coarse and the full pass of a view, and every screen tile of it, share one
+          computation.
+One Latent may be shared by threads (render workers, the viewer and an export): both
+caches are read and changed under one lock, and a tile being encoded by one thread is
+waited for, not encoded again, by the others.
 """
 
 from __future__ import annotations
@@ -50,13 +55,14 @@ class Latent:
     unchanged). Each tile keeps the latent codes and the decoder's zoom-independent
     first-layer term (`code_features`), so a new zoom or pan over cached tiles costs only
     the decoder. Tiles live on `device`; least recently used ones are dropped beyond
-    `budget_mb`. Code tables (`planes`) are kept under `planes_mb`.
+    `budget_mb`. Code tables (`table`) are kept under `table_mb`. The model is moved to
+    `device` (in place) and put in eval mode.
     """
 
-    PLANES_MARGIN = 2  # codes around a cached table block
+    TABLE_MARGIN = 2  # codes kept around a cached table, beyond the block asked for
 
     def __init__(self, model: torch.nn.Module, image: np.ndarray, device: torch.device | str | None = None,
-                 tile: int = 256, budget_mb: float = 1536, planes_mb: float = 384) -> None:
+                 tile: int = 256, budget_mb: float = 1536, table_mb: float = 384) -> None:
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError("the image must be an HxWx3 array")
         self.device = pick_device(None) if device is None else torch.device(device)
@@ -76,13 +82,14 @@ class Latent:
         self._lock = threading.Lock()
         self._pending: dict[tuple[int, int], threading.Event] = {}
         self.tiles_encoded = 0  # how many tile encodings ran (re-encodes after eviction count again)
-        self.planes_budget_bytes = int(planes_mb * 2**20)
-        self._planes: OrderedDict[tuple, torch.Tensor] = OrderedDict()
-        self.planes_computed = 0  # how many code tables were computed (cache misses)
+        self.table_budget_bytes = int(table_mb * 2**20)
+        self._tables: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self.tables_computed = 0  # how many code tables were computed (cache misses)
 
     @property
     def tiles_cached(self) -> int:
-        return len(self._tiles)
+        with self._lock:
+            return len(self._tiles)
 
     def source(self, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
         """Normalised source pixels (3, y1-y0, x1-x0) on the device."""
@@ -92,13 +99,17 @@ class Latent:
 
     @torch.no_grad()
     def _encode_tile(self, ty: int, tx: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A tile's codes (C, h, w) and first-layer term (h, w, D), in the renderer's
+        precision whoever asks (a render, an export, features()): tiles are shared, so what
+        one holds must not depend on which caller encoded it first."""
         t, r = self.tile, self.halo
         y0, x0 = ty * t, tx * t
         y1, x1 = min(y0 + t, self.height), min(x0 + t, self.width)
         cy0, cx0 = max(y0 - r, 0), max(x0 - r, 0)
         cy1, cx1 = min(y1 + r, self.height), min(x1 + r, self.width)
-        feat = self.model.encoder(self.source(cy0, cy1, cx0, cx1)[None].contiguous(memory_format=torch.channels_last))
-        pre = self.model.code_features(feat)[0]
+        with reduced_precision(self.device):
+            feat = self.model.encoder(self.source(cy0, cy1, cx0, cx1)[None].contiguous(memory_format=torch.channels_last))
+            pre = self.model.code_features(feat)[0]
         inner = (slice(None), slice(y0 - cy0, y1 - cy0), slice(x0 - cx0, x1 - cx0))
         return feat[0][inner].contiguous(), pre[inner].permute(1, 2, 0).contiguous()
 
@@ -155,7 +166,8 @@ class Latent:
 
     def ensure(self, y0: int, y1: int, x0: int, x1: int, workers: int) -> None:
         """Encode the missing tiles of a block, `workers` at a time (each on its own thread)."""
-        keys = [key for key in self._tile_keys(y0, y1, x0, x1) if key not in self._tiles]
+        with self._lock:
+            keys = [key for key in self._tile_keys(y0, y1, x0, x1) if key not in self._tiles]
         if workers > 1 and 1 < len(keys) <= self.budget_bytes // (2 * self.tile_bytes):
             with ThreadPoolExecutor(min(workers, len(keys))) as pool:
                 for _ in pool.map(lambda key: self._tile(*key), keys):
@@ -173,54 +185,55 @@ class Latent:
     def encode_all(self) -> torch.Tensor:
         return self.features(0, self.height, 0, self.width)
 
-    def forget_planes(self) -> None:
+    def forget_tables(self) -> None:
         """Drop the cached code tables (the viewer does when a view is finished: a table is
         shared by the passes of one view; later views at another zoom need new ones) and
         hand the freed memory back to the system."""
         with self._lock:
-            had = bool(self._planes)
-            self._planes.clear()
+            had = bool(self._tables)
+            self._tables.clear()
         if had:
             _release_free_memory()
 
-    def planes_bytes(self, n_codes: int) -> int:
+    def table_bytes(self, n_codes: int) -> int:
+        """Bytes of the code table of n_codes codes (fp32)."""
         return n_codes * int(np.prod(self.model.table_parts)) * 4
 
     @torch.no_grad()
-    def planes(self, y0: int, y1: int, x0: int, x1: int, rel_cell: tuple[float, float], workers: int = 1,
-               keep: bool = True) -> torch.Tensor:
-        """The decoder's table for codes [y0:y1, x0:x1] at this rel_cell, part by part:
+    def table(self, y0: int, y1: int, x0: int, x1: int, rel_cell: tuple[float, float], workers: int = 1,
+              keep: bool = True) -> torch.Tensor:
+        """The code table for codes [y0:y1, x0:x1] at this rel_cell, part by part:
         (P, y1-y0, x1-x0, K) with (P, K) = model.table_parts. Served as a slice of a cached
-        block when one covers it; else computed (rows split over `workers` threads) and,
-        with `keep`, cached."""
+        table when one covers the block; else computed (rows split over `workers` threads)
+        and, with `keep`, cached with a margin of TABLE_MARGIN codes."""
         key = (float(rel_cell[0]), float(rel_cell[1]))
         with self._lock:
-            for (k, by0, by1, bx0, bx1), block in reversed(self._planes.items()):
+            for (k, by0, by1, bx0, bx1), cached in reversed(self._tables.items()):
                 if k == key and by0 <= y0 and y1 <= by1 and bx0 <= x0 and x1 <= bx1:
-                    self._planes.move_to_end((k, by0, by1, bx0, bx1))
-                    return block[:, y0 - by0:y1 - by0, x0 - bx0:x1 - bx0]
+                    self._tables.move_to_end((k, by0, by1, bx0, bx1))
+                    return cached[:, y0 - by0:y1 - by0, x0 - bx0:x1 - bx0]
         if keep:  # a margin of codes, so that renders of the same view at other resolutions hit it
-            m = self.PLANES_MARGIN
+            m = self.TABLE_MARGIN
             y0, y1, x0, x1, inner = (max(y0 - m, 0), min(y1 + m, self.height), max(x0 - m, 0),
                                      min(x1 + m, self.width), (y0, y1, x0, x1))
-        block = self._compute_planes(y0, y1, x0, x1, key, workers)
-        size = self.planes_bytes((y1 - y0) * (x1 - x0))
+        table = self._compute_table(y0, y1, x0, x1, key, workers)
+        size = self.table_bytes((y1 - y0) * (x1 - x0))
         with self._lock:
-            self.planes_computed += 1
-            if keep and size <= self.planes_budget_bytes:
+            self.tables_computed += 1
+            if keep and size <= self.table_budget_bytes:
                 # only the newest zoom's tables: an old zoom's finished pixels are the viewer's to cache
-                for old in [k for k in self._planes if k[0] != key]:
-                    del self._planes[old]
-                self._planes[(key, y0, y1, x0, x1)] = block
-                while sum(self.planes_bytes(b.shape[1] * b.shape[2]) for b in self._planes.values()) > self.planes_budget_bytes:
-                    self._planes.popitem(last=False)
+                for old in [k for k in self._tables if k[0] != key]:
+                    del self._tables[old]
+                self._tables[(key, y0, y1, x0, x1)] = table
+                while sum(self.table_bytes(t.shape[1] * t.shape[2]) for t in self._tables.values()) > self.table_budget_bytes:
+                    self._tables.popitem(last=False)
         if keep:
             iy0, iy1, ix0, ix1 = inner
-            return block[:, iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0]
-        return block
+            return table[:, iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0]
+        return table
 
-    def _compute_planes(self, y0: int, y1: int, x0: int, x1: int, rel_cell: tuple[float, float],
-                        workers: int) -> torch.Tensor:
+    def _compute_table(self, y0: int, y1: int, x0: int, x1: int, rel_cell: tuple[float, float],
+                       workers: int) -> torch.Tensor:
         model = self.model
         parts, width = model.table_parts
         out = None
@@ -235,11 +248,11 @@ class Latent:
                 for c0 in range(r0, r1, rows_per_chunk):
                     # straight from each tile's cached first-layer term: no assembled copy
                     for ay0, ay1, ax0, ax1, pre in self._pieces(c0, min(c0 + rows_per_chunk, r1), x0, x1, 1):
-                        table = model.table_from_features(pre[None], cell, affine)[0]
-                        out[:, ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0] = table.unflatten(-1, (parts, width)).permute(2, 0, 1, 3)
+                        values = model.table_from_features(pre[None], cell, affine)[0]
+                        out[:, ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0] = values.unflatten(-1, (parts, width)).permute(2, 0, 1, 3)
 
         affine = model.table_affine(cell)  # the zoom's part of the table, once
-        # fp32, as the tiles' first-layer term it is made from (and as planes_bytes counts it)
+        # fp32, as the tiles' first-layer term it is made from (and as table_bytes counts it)
         out = torch.empty(parts, y1 - y0, x1 - x0, width, device=self.device, dtype=torch.float32)
         spans = np.linspace(y0, y1, min(max(1, workers), y1 - y0) + 1).astype(int)
         if len(spans) > 2:

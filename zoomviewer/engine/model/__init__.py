@@ -1,5 +1,7 @@
-"""The networks, pure torch: encoders, the LIIF decoder, the fast decoder, weights I/O,
-and the choice of compute device. No I/O besides weights."""
+"""The networks: encoders, the LIIF decoder, the fast decoder, weights I/O and the
+choice of compute device (pure torch, no I/O besides weights); the decoders' linear
+layers on the CPU (kernels.py); and, imported by the renderer rather than here, the
+fast decoder's fused C kernel (native.py, fast_kernel.c)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Encoders that turn an RGB image into a 64-channel latent grid (no upsampling tail).
 
 EDSR-baseline and RDN (config B), with the state-dict names of the published LIIF
-checkpoints, so that their weights load as they are (LIIF.md section 2).
+checkpoints, so that their weights load as they are (docs/LIIF.md section 2).
 """
 
 from __future__ import annotations

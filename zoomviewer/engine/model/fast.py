@@ -1,4 +1,4 @@
-"""The fast, latent-modulated decoder (LMF, LIIF.md section 5).
+"""The fast, latent-modulated decoder (LMF, docs/LIIF.md section 5).
 
 A latent MLP runs once per latent code on [3x3 unfolded features, rel_cell] and emits a
 16-value code plus a scale and shift for each of the six hidden layers of a tiny render

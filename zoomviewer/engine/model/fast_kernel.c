@@ -1,13 +1,14 @@
 /* The fast decoder's per-query work, fused: for each output pixel, every ensemble
- * member's modulated 16-wide render MLP (reading its code's table straight from the
- * planes), the blend of their last hidden layers, the output layer, the residual
- * option's bilinear base and the mapping to [0, 1].
+ * member's modulated 16-wide render MLP (its code's values read straight from the code
+ * table), the blend of their last hidden layers, the output layer, the residual
+ * option's bilinear base and the mapping to [0, 1] (docs/LIIF.md sections 5 and 6).
  *
- * Same arithmetic as FastLIIF.decode_hidden + stacked_blend_weights + project and the
- * renderer's _bilinear_rows (zoomviewer/model/fast.py, liif.py, render.py); only the
- * summation order differs (and fused multiply-adds where the compiler makes them).
- * native.py builds it once per machine with the system C compiler, for that CPU; the
- * torch path stays the fallback.
+ * Same arithmetic as FastLIIF.decode_hidden + blend_weights + project and the
+ * renderer's bilinear_rows (zoomviewer/engine/model/fast.py, engine/ensemble.py,
+ * engine/render/residual.py); only the summation order differs (and fused multiply-adds
+ * where the compiler makes them). native.py builds it once per machine with the system
+ * C compiler, for that CPU, passing the ensemble's constants from engine/ensemble.py;
+ * the torch path stays the fallback.
  *
  * One vector holds the 16 units of one member's hidden layer, so a code's table parts
  * load as whole vectors and no query gathers anything. Keeping one pixel's values in
@@ -23,7 +24,10 @@
 #endif
 
 #define WIDTH 16
-#define AREA_EPS 1e-9f
+/* the blend's area epsilon is zoomviewer.engine.ensemble.AREA_EPS: one value for every decoder path */
+#ifndef AREA_EPS
+#error "AREA_EPS is not defined: native.py builds this file with -DAREA_EPS=<ensemble.AREA_EPS>f"
+#endif
 
 typedef float v16 __attribute__((vector_size(WIDTH * sizeof(float))));
 
@@ -165,14 +169,14 @@ static inline float lerp(float a, float b, float w) {
 
 /* Decode rows x cols pixels into out (rows, cols, 3): the prediction (plus the residual
  * base) mapped from [-1, 1] to [0, 1] and clamped, as the renderer shows it.
- * planes: the table, strides in floats (part, code row, code column; the 16 units of a
- * part are contiguous). Members: n_a along y and n_b along x (both 1, or both 2: the
+ * table: the code table, strides in floats (part, code row, code column; the 16 units
+ * of a part are contiguous). Members: n_a along y and n_b along x (both 1, or both 2: the
  * local ensemble); row_code, row_rel are (n_a, rows), col_code, col_rel (n_b, cols): code
- * index into the planes and rel_coord (in codes) of each member. w_rel: render_in's
+ * index into the table and rel_coord (in codes) of each member. w_rel: render_in's
  * rel_coord columns as (16, 2) (y then x). w_cols: (depth - 1, 16, 16), each hidden
  * layer's weight transposed. w_out (3, 16), b_out (3). Returns 0; 1 for a layout this
  * kernel was not built for, 2 when out of memory. */
-int fast_decode(const float *planes, ptrdiff_t part_stride, ptrdiff_t row_stride, ptrdiff_t col_stride,
+int fast_decode(const float *table, ptrdiff_t part_stride, ptrdiff_t row_stride, ptrdiff_t col_stride,
                 int width, int depth, const float *w_rel, const float *w_cols, const float *w_out,
                 const float *b_out, int n_a, const int *row_code, const float *row_rel, int n_b,
                 const int *col_code, const float *col_rel, int rows, int cols,
@@ -199,7 +203,7 @@ int fast_decode(const float *planes, ptrdiff_t part_stride, ptrdiff_t row_stride
         const float *row_base[2];
         for (int a = 0; a < n_a; a++) {
             ry[a] = row_rel[a * rows + i];
-            row_base[a] = planes + (ptrdiff_t)row_code[a * rows + i] * row_stride;
+            row_base[a] = table + (ptrdiff_t)row_code[a * rows + i] * row_stride;
         }
         float *dst = out + (ptrdiff_t)i * cols * 3;
         if (base_row != NULL) {  /* the source rows blended once per output row, for every column */

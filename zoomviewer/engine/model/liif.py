@@ -1,13 +1,15 @@
-"""The LIIF decoder (LIIF.md section 1) and the coordinate rules shared by every decoder.
+"""The LIIF decoder (docs/LIIF.md section 1) and the query path shared by every decoder.
 
 A decoder is split into two exact halves so that rendering can do the expensive,
 query-independent part once per latent code:
-  code_table(feat, rel_cell) -> per-code values (the first layer applied to the 3x3
-                                unfolded features, plus the cell term and bias)
-  decode(codes, rel_coord)    -> colour prediction for queries that use those codes
-`ensemble_axis` and `blend_weights` (`stacked_blend_weights`, laid out for a renderer)
-implement the local ensemble; `LIIF.query` composes everything for arbitrary coordinates
-(training, evaluation).
+  code_table(feat, rel_cell)      -> the code table: per-code values (for LIIF the first
+                                     layer applied to the 3x3 unfolded features, plus the
+                                     cell term and bias; docs/LIIF.md section 6)
+  decode(codes, rel_y, rel_x)     -> colour prediction for queries that use those codes
+                                     at those rel_coords (y and x, in codes)
+`ensemble_axis` and `blend_weights` apply the local ensemble's rules (engine/ensemble.py)
+to torch tensors; `stacked_blend_weights` is blend_weights laid out for the renderer.
+`LIIF.query` composes everything for arbitrary coordinates (training, evaluation).
 """
 
 from __future__ import annotations
@@ -16,11 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import ensemble
 from .encoders import make_encoder
 from .kernels import linear
-
-ENSEMBLE_EPS = 1e-6
-AREA_EPS = 1e-9
 
 
 class MLP(nn.Module):
@@ -42,40 +42,28 @@ class MLP(nn.Module):
 
 def ensemble_axis(coord: torch.Tensor, n: int, local_ensemble: bool) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """For normalised coordinates along one axis of an n-code grid, the (code index,
-    rel_coord) of each ensemble member: shifts -1 then +1, or one unshifted member.
-
-    Index arithmetic is the same fp32 formula grid_sample(nearest, align_corners=False)
-    uses, so the chosen codes are those of the reference implementation.
-    """
-    coord = coord.float()
-    shifts = (-1.0, 1.0) if local_ensemble else (0.0,)
-    eps = ENSEMBLE_EPS if local_ensemble else 0.0
-    out = []
-    for v in shifts:
-        c = (coord + (v / n + eps)).clamp(-1 + 1e-6, 1 - 1e-6)
-        idx = torch.round(((c + 1) * n - 1) / 2).clamp_(0, n - 1)
-        centre = (-1 + 1 / n) + (2 / n) * idx  # make_coord's fp32 arithmetic: rel is exactly 0 where the paper's is
-        out.append((idx.long(), (coord - centre) * n))
-    return out
+    rel_coord) of each ensemble member (ensemble.axis_members): shifts -1 then +1, or one
+    unshifted member. The chosen codes are those grid_sample(nearest) picks in the
+    reference implementation."""
+    members = ensemble.axis_members(coord.float(), n, local_ensemble, torch.clamp, torch.round)
+    return [(index.long(), rel) for index, rel in members]
 
 
 def blend_weights(rel_y: list[torch.Tensor], rel_x: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Local-ensemble weights, member order (y0,x0), (y0,x1), (y1,x0), (y1,x1): each member
-    is weighted by the area of the diagonally opposite one. Inputs broadcast."""
-    if len(rel_y) == 1:
-        return [torch.ones_like(rel_y[0] * rel_x[0])]
-    areas = [(ry * rx).abs() + AREA_EPS for ry in rel_y for rx in rel_x]
-    total = areas[0] + areas[1] + areas[2] + areas[3]
-    return [areas[3 - k] / total for k in range(4)]
+    """Local-ensemble weights (ensemble.blend_weights), member order (y0,x0), (y0,x1),
+    (y1,x0), (y1,x1): each member is weighted by the area of the diagonally opposite one.
+    Inputs broadcast."""
+    return ensemble.blend_weights(rel_y, rel_x, torch.ones_like)
 
 
 def stacked_blend_weights(ry: torch.Tensor, rx: torch.Tensor) -> torch.Tensor:
     """blend_weights laid out like the members: rel coords (A, 1, ...) of the y-members and
     (1, B, ...) of the x-members -> weights (A, B, ...), each member weighted by the area
-    of the diagonally opposite one."""
+    of the diagonally opposite one. In place on two small products, and the four areas
+    summed in torch's order (which may differ from blend_weights' in the last bit)."""
     if ry.shape[0] == 1 and rx.shape[1] == 1:
         return torch.ones_like(ry * rx)
-    opposite = (ry.flip(0) * rx.flip(1)).abs_().add_(AREA_EPS)  # the flips are of the small factors
+    opposite = (ry.flip(0) * rx.flip(1)).abs_().add_(ensemble.AREA_EPS)  # the flips are of the small factors
     return opposite.div_(opposite.sum((0, 1)))
 
 
@@ -145,12 +133,13 @@ class LIIF(ContinuousImage):
         return self.imnet.layers[0].out_features
 
     def code_features(self, feat: torch.Tensor) -> torch.Tensor:
-        """The first layer's feature term W_f * unfold(feat), (B,256,h,w). It does not depend
-        on the zoom, so a latent can keep it per tile."""
+        """The first layer's feature term W_f * unfold(feat), (B,D,h,w) with D = table_dim
+        (256 in the published models). It does not depend on the zoom, so a latent can
+        keep it per tile."""
         return self._first_conv(feat, self.imnet.layers[0].weight)
 
     def table_affine(self, rel_cell: torch.Tensor) -> torch.Tensor:
-        """The zoom's part of the table: first-layer bias plus cell term, (B, 256)."""
+        """The zoom's part of the table: first-layer bias plus cell term, (B, D)."""
         first = self.imnet.layers[0]
         const = first.bias.expand(rel_cell.shape[0], -1)
         if self.cell_decode:
@@ -158,7 +147,7 @@ class LIIF(ContinuousImage):
         return const
 
     def table_from_features(self, pre: torch.Tensor, rel_cell: torch.Tensor, affine=None) -> torch.Tensor:
-        """pre (B,h,w,256) from code_features -> table (B,h,w,256): plus cell term and bias.
+        """pre (B,h,w,D) from code_features -> table (B,h,w,D): plus cell term and bias.
         `affine`: table_affine(rel_cell), when the caller computed it once for many blocks."""
         const = affine if affine is not None else self.table_affine(rel_cell)
         return pre + const.to(pre.dtype)[:, None, None, :]
@@ -169,15 +158,15 @@ class LIIF(ContinuousImage):
         return 1, self.table_dim
 
     def decode(self, codes: torch.Tensor, rel_y: torch.Tensor, rel_x: torch.Tensor) -> torch.Tensor:
-        """codes (..., 256) from code_table; rel_y, rel_x (..., 1); all broadcast
+        """codes (..., D) from code_table; rel_y, rel_x (..., 1); all broadcast
         together -> raw prediction (..., 3). Broadcasting lets a renderer pass one code row
         for a whole run of output rows instead of a gathered copy per query."""
         return self.project(self.decode_hidden(codes[..., None, :], rel_y, rel_x))
 
     def decode_hidden(self, parts: torch.Tensor, rel_y: torch.Tensor, rel_x: torch.Tensor) -> torch.Tensor:
-        """decode up to the last hidden layer (..., 256); `project` finishes it (the output
-        layer is affine, so a renderer can blend hidden layers and project once).
-        parts (..., 1, 256): the codes split as table_parts."""
+        """decode up to the last hidden layer (..., hidden width); `project` finishes it
+        (the output layer is affine, so a renderer can blend hidden layers and project
+        once). parts (..., 1, D): the codes split as table_parts."""
         w_rel = self.imnet.layers[0].weight[:, self.feat_dim:self.feat_dim + 2]
         h = ((parts[..., 0, :] + rel_x * w_rel[:, 1]) + rel_y * w_rel[:, 0]).relu_()
         for layer in self.imnet.layers[2:-1]:

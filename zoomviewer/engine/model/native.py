@@ -2,13 +2,21 @@
 
 On the CPU the torch path makes ~20 passes over memory per query (a layer, a blend, a
 copy at a time); the kernel keeps each pixel's four ensemble members in registers from
-the table to the colour. It is compiled once with the system C compiler (`cc`, or $CC)
-into the user's cache folder and loaded with ctypes, which lets go of the GIL while it
-runs, so tiles decode in parallel threads.
+the code table to the colour (docs/LIIF.md section 6). It is compiled once with the
+system C compiler (`cc`, or $CC) into a cache folder and loaded with ctypes, which lets go
+of the GIL while it runs, so tiles decode in parallel threads.
+
+The cache folder is $ZOOMVIEWER_CACHE_DIR/native, else $XDG_CACHE_HOME/zoomviewer/native,
+else ~/.cache/zoomviewer/native (tests point ZOOMVIEWER_CACHE_DIR at a temporary folder).
+A build's name is a hash of what it was built from and for: the source, the flags, the
+compiler, the CPU. A cache shared by several machines (a home folder on NFS), or by two
+installations, holds a build for each, and no build is deleted for another's sake (a
+build is ~20 KB; deleting the others' would have each rebuild on every start).
 
 Nothing depends on it: without a compiler, on another device or dtype, for another
 decoder width, or with ZOOMVIEWER_NATIVE=0, `fast_kernel()` is None and the renderer
 takes the torch path. Both paths are held to the decoder's plain formulation by tests.
+`reset()` forgets the loaded build, so that the next `library()` looks again.
 """
 
 from __future__ import annotations
@@ -28,15 +36,26 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import ensemble
+
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("fast_kernel.c")
-_FLAGS = ["-O3", "-fPIC", "-shared", "-fno-math-errno", "-std=gnu11"]
 _lock = threading.Lock()
 _state: dict[str, object] = {}
 
 
-def _cache_dir() -> Path:
+def build_flags() -> list[str]:
+    """The compiler flags of a build (besides -march): the kernel's constants come from
+    the Python rules (fast_kernel.c refuses to build without them)."""
+    return ["-O3", "-fPIC", "-shared", "-fno-math-errno", "-std=gnu11", f"-DAREA_EPS={ensemble.AREA_EPS!r}f"]
+
+
+def cache_dir() -> Path:
+    """The folder of the kernel's builds (see the module docstring)."""
+    own = os.environ.get("ZOOMVIEWER_CACHE_DIR")
+    if own:
+        return Path(own) / "native"
     root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(root) / "zoomviewer" / "native"
 
@@ -55,19 +74,17 @@ def _cpu_signature() -> str:
 
 
 def _compile(compiler: str, target: Path) -> bool:
-    """Build the kernel into `target` (atomically: other processes may be loading it)."""
+    """Build the kernel into `target` (atomically: other processes may be loading it).
+    Other builds in the folder stay: they may be other machines' or installations'."""
     target.parent.mkdir(parents=True, exist_ok=True)
     for arch in (["-march=native"], []):
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
         os.close(fd)
         try:
-            done = subprocess.run([compiler, *_FLAGS, *arch, "-o", tmp, str(SOURCE)],
+            done = subprocess.run([compiler, *build_flags(), *arch, "-o", tmp, str(SOURCE)],
                                   capture_output=True, text=True, timeout=120)
             if done.returncode == 0:
                 os.replace(tmp, target)
-                for old in target.parent.glob("fast_kernel-*.so"):  # builds of older sources
-                    if old != target:
-                        old.unlink(missing_ok=True)
                 return True
             log.info("building the fast kernel with %s %s failed: %s", compiler, arch, done.stderr.strip()[:500])
         except (OSError, subprocess.SubprocessError) as e:
@@ -78,23 +95,24 @@ def _compile(compiler: str, target: Path) -> bool:
     return False
 
 
-def _compiler() -> str | None:
+def find_compiler() -> str | None:
+    """The C compiler a build uses: $CC, else cc or gcc on the PATH."""
     return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
 
 
 def build_path(compiler: str) -> Path:
-    """Where the build for this source, compiler and CPU lives."""
+    """Where the build for this source, these flags, compiler and CPU lives."""
     key = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), " ".join(_FLAGS).encode(), compiler.encode(),
+    for part in (SOURCE.read_bytes(), " ".join(build_flags()).encode(), compiler.encode(),
                  platform.machine().encode(), _cpu_signature().encode()):
         key.update(part)
-    return _cache_dir() / f"fast_kernel-{key.hexdigest()[:16]}.so"
+    return cache_dir() / f"fast_kernel-{key.hexdigest()[:16]}.so"
 
 
 def _load() -> ctypes.CDLL | None:
     if os.environ.get("ZOOMVIEWER_NATIVE", "1") == "0" or not sys.platform.startswith("linux"):
         return None
-    compiler = _compiler()
+    compiler = find_compiler()
     if compiler is None:
         log.info("no C compiler: the fast decoder runs on torch ops")
         return None
@@ -138,6 +156,13 @@ def library() -> ctypes.CDLL | None:
         return _state["lib"]  # type: ignore[return-value]
 
 
+def reset() -> None:
+    """Forget the loaded kernel: the next library() call looks for a build again, under
+    the environment of then (ZOOMVIEWER_NATIVE, CC, the cache folder)."""
+    with _lock:
+        _state.clear()
+
+
 class FastKernel:
     """The fused decode for one FastLIIF, its weights laid out for the kernel."""
 
@@ -152,45 +177,52 @@ class FastKernel:
             self.w_out = model.render_out.weight.float().contiguous()
             self.b_out = model.render_out.bias.float().contiguous()
 
-    def decode(self, planes: torch.Tensor, row_code: np.ndarray, row_rel: np.ndarray,
-               col_code: np.ndarray, col_rel: np.ndarray, out: torch.Tensor, base=None) -> None:
-        """planes (P, h, w, K) fp32 (any strides, K contiguous); row_code/row_rel (A, R)
-        and col_code/col_rel (B, C): each member's code index into the planes and its
-        rel_coord; out (R, C, 3) fp32 contiguous receives the colours in [0, 1].
+    def decode(self, table: torch.Tensor, row_code, row_rel, col_code, col_rel, out: torch.Tensor,
+               base=None) -> None:
+        """table (P, h, w, K) fp32, the code table part by part (any strides, each part's
+        K units contiguous); row_code/row_rel (A, R) and col_code/col_rel (A, C): each
+        member's code index into the table and its rel_coord (A = 2 with the local
+        ensemble, else 1); out (R, C, 3) fp32 contiguous receives the colours in [0, 1].
         `base`, for the residual option: (src (3, h, w), rows (2, R), row weights (R,),
         cols (2, C), col weights (C,)), the bilinear base's source window and, per output
         row and column, the two source rows / columns (in the window) and the weight of
-        the second."""
-        rc, rr = _ints(row_code), _floats(row_rel)
-        cc, cr = _ints(col_code), _floats(col_rel)
-        for t in (planes, out):
-            if t.device.type != "cpu" or t.dtype != torch.float32:
-                raise ValueError("the fast kernel works on float32 CPU tensors")
-        if planes.dim() != 4 or tuple(planes.shape[::3]) != (1 + 2 * self.depth, self.width) or planes.stride(3) != 1:
-            raise ValueError("the table must be (parts, h, w, width) with each part's units contiguous")
-        if not out.is_contiguous() or tuple(out.shape) != (rc.shape[1], cc.shape[1], 3):
-            raise ValueError("the kernel writes a contiguous (rows, columns, 3) output")
-        if rr.shape != rc.shape or cr.shape != cc.shape:
-            raise ValueError("each code index needs its rel_coord")
-        _check_range(rc, planes.shape[1])
-        _check_range(cc, planes.shape[2])
+        the second. Arrays are numpy or CPU tensors.
+
+        The C code reads raw memory, so every array it reads is checked here first: a
+        wrong shape, dtype or layout is a ValueError, an index outside the table or the
+        window an IndexError."""
+        _check_tensor("the code table", table, 4)
+        if tuple(table.shape[::3]) != (1 + 2 * self.depth, self.width) or table.stride(3) != 1:
+            raise ValueError(f"the code table must be ({1 + 2 * self.depth}, h, w, {self.width}) with each part's "
+                             f"units contiguous, not {tuple(table.shape)} with strides {table.stride()}")
+        row_code, col_code = _as_array("the row codes", row_code), _as_array("the column codes", col_code)
+        if row_code.ndim != 2 or col_code.ndim != 2 or row_code.shape[0] not in (1, 2) \
+                or col_code.shape[0] != row_code.shape[0]:
+            raise ValueError(f"row and column codes must be (members, rows) and (members, columns) with 1 or 2 "
+                             f"members, the same on both axes, not {row_code.shape} and {col_code.shape}")
+        (members, rows), cols = row_code.shape, col_code.shape[1]
+        if max(rows, cols) >= 2**30:
+            raise ValueError("the kernel counts rows and columns in C ints: there must be fewer than 2**30 of each")
+        rc = _index("the row codes", row_code, (members, rows), table.shape[1])
+        cc = _index("the column codes", col_code, (members, cols), table.shape[2])
+        rr = _values("the rows' rel_coords", row_rel, (members, rows))
+        cr = _values("the columns' rel_coords", col_rel, (members, cols))
+        _check_tensor("the output", out, 3)
+        if not out.is_contiguous() or tuple(out.shape) != (rows, cols, 3):
+            raise ValueError(f"the output must be a contiguous ({rows}, {cols}, 3) tensor, not {tuple(out.shape)}"
+                             + ("" if out.is_contiguous() else " with gaps"))
         keep = [rc, rr, cc, cr]
         residual = _Residual()
         if base is not None:
-            src, by, bty, bx, btx = base
-            if src.dtype != torch.float32 or src.device.type != "cpu" or src.shape[0] != 3 or src.stride(2) != 1:
-                raise ValueError("the residual's source window must be (3, h, w) with contiguous rows")
-            by, bty, bx, btx = _ints(by), _floats(bty), _ints(bx), _floats(btx)
-            _check_range(by, src.shape[1])
-            _check_range(bx, src.shape[2])
-            keep += [src, by, bty, bx, btx]
-            residual = _Residual(src.data_ptr(), src.stride(0), src.stride(1), src.shape[2], by.ctypes.data, bty.ctypes.data,
-                                 bx.ctypes.data, btx.ctypes.data)
-        ps, rs, cs, _ = planes.stride()
-        status = self._f(planes.data_ptr(), ps, rs, cs, self.width, self.depth,
+            keep += self._residual_inputs(base, rows, cols)
+            src, by, bty, bx, btx = keep[4:]
+            residual = _Residual(src.data_ptr(), src.stride(0), src.stride(1), src.shape[2], by.ctypes.data,
+                                 bty.ctypes.data, bx.ctypes.data, btx.ctypes.data)
+        ps, rs, cs, _ = table.stride()
+        status = self._f(table.data_ptr(), ps, rs, cs, self.width, self.depth,
                          self.w_rel.data_ptr(), self.w_cols.data_ptr(), self.w_out.data_ptr(),
-                         self.b_out.data_ptr(), rc.shape[0], rc.ctypes.data, rr.ctypes.data,
-                         cc.shape[0], cc.ctypes.data, cr.ctypes.data, rc.shape[1], cc.shape[1],
+                         self.b_out.data_ptr(), members, rc.ctypes.data, rr.ctypes.data,
+                         members, cc.ctypes.data, cr.ctypes.data, rows, cols,
                          ctypes.byref(residual), out.data_ptr())
         del keep
         if status == 2:
@@ -198,19 +230,55 @@ class FastKernel:
         if status != 0:
             raise ValueError("the fast kernel was not built for this decoder's layout")
 
+    @staticmethod
+    def _residual_inputs(base, rows: int, cols: int) -> list:
+        """The residual base's arrays, checked against the output's rows and columns and
+        the source window, as the C code reads them."""
+        src, by, bty, bx, btx = base
+        _check_tensor("the residual's source window", src, 3)
+        if src.shape[0] != 3 or (src.stride(2) != 1 and src.shape[2] > 1):
+            raise ValueError(f"the residual's source window must be (3, h, w) with contiguous rows, "
+                             f"not {tuple(src.shape)} with strides {src.stride()}")
+        return [src,
+                _index("the residual's source rows", by, (2, rows), src.shape[1]),
+                _values("the residual's row weights", bty, (rows,)),
+                _index("the residual's source columns", bx, (2, cols), src.shape[2]),
+                _values("the residual's column weights", btx, (cols,))]
 
-def _ints(a) -> np.ndarray:
-    return np.ascontiguousarray(a.numpy() if isinstance(a, torch.Tensor) else a, dtype=np.int32)
+
+def _check_tensor(name: str, t: torch.Tensor, dims: int) -> None:
+    if not isinstance(t, torch.Tensor) or t.device.type != "cpu" or t.dtype != torch.float32 or t.dim() != dims:
+        raise ValueError(f"{name} must be a {dims}-d float32 CPU tensor")
 
 
-def _floats(a) -> np.ndarray:
-    return np.ascontiguousarray(a.numpy() if isinstance(a, torch.Tensor) else a, dtype=np.float32)
+def _as_array(name: str, a) -> np.ndarray:
+    if isinstance(a, torch.Tensor):
+        if a.device.type != "cpu":
+            raise ValueError(f"{name} must be on the CPU")
+        return a.numpy()
+    return np.asarray(a)
 
 
-def _check_range(index: np.ndarray, size: int) -> None:
-    """The kernel reads raw memory: an index outside the array is an error here."""
-    if index.size and (index.min() < 0 or index.max() >= size):
-        raise IndexError("an index falls outside the table or the source window")
+def _index(name: str, a, shape: tuple[int, ...], size: int) -> np.ndarray:
+    """An index array the kernel reads: `shape`, integers in [0, size) -> int32, contiguous."""
+    a = _as_array(name, a)
+    if a.shape != shape:
+        raise ValueError(f"{name} must be {shape}, not {a.shape}")
+    if a.dtype.kind not in "iu":
+        raise ValueError(f"{name} must be integers, not {a.dtype}")
+    if a.size and (a.min() < 0 or a.max() >= size):
+        raise IndexError(f"{name} must lie in [0, {size}), not [{a.min()}, {a.max()}]")
+    return np.ascontiguousarray(a, dtype=np.int32)
+
+
+def _values(name: str, a, shape: tuple[int, ...]) -> np.ndarray:
+    """A value array the kernel reads: `shape`, real numbers -> float32, contiguous."""
+    a = _as_array(name, a)
+    if a.shape != shape:
+        raise ValueError(f"{name} must be {shape}, not {a.shape}")
+    if a.dtype.kind != "f":
+        raise ValueError(f"{name} must be floating point, not {a.dtype}")
+    return np.ascontiguousarray(a, dtype=np.float32)
 
 
 def fast_kernel(model, device: torch.device) -> FastKernel | None:

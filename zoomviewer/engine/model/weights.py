@@ -1,4 +1,4 @@
-"""Weights files: our own format and the published LIIF `.pth` layout (LIIF.md section 2).
+"""Weights files: our own format and the published LIIF `.pth` layout (docs/LIIF.md section 2).
 
 Both are read with torch.load(weights_only=True), which refuses any pickle that would
 construct arbitrary objects, so a crafted file cannot run code. Our format:
