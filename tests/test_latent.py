@@ -95,3 +95,19 @@ def test_one_latent_shared_by_threads_renders_as_each_alone():
         assert a.std() > 0.05
         assert np.abs(a - b).max() <= 1e-6
     assert shared.tiles_encoded == 4 * 5
+
+
+def test_encoding_a_block_ahead_tells_its_progress_and_changes_nothing():
+    """The viewer encodes the latent tiles a view needs before decoding it, to say
+    'encoding 40 %': one report per missing tile, ending at 1, the same codes after."""
+    model = new_model({"kind": "fast", "encoder": "edsr-baseline", "encoder_args": {"n_resblocks": 1, "n_feats": 8}})
+    img = np.random.default_rng(2).random((300, 300, 3), dtype=np.float32)
+    ahead, lazy = Latent(model, img, "cpu", tile=100), Latent(model, img, "cpu", tile=100)
+    for workers in (1, 2):
+        seen = []
+        assert ahead.ensure(0, 150, 50, 250, workers, seen.append) == (6 if workers == 1 else 0)
+        assert seen == ([1 / 6, 2 / 6, 3 / 6, 4 / 6, 5 / 6, 1.0] if workers == 1 else [])
+    assert ahead.tiles_encoded == 6
+    seen = []
+    assert ahead.ensure(0, 300, 0, 300, 2, seen.append) == 3 and seen == [1 / 3, 2 / 3, 1.0]
+    assert torch.equal(ahead.encode_all(), lazy.encode_all())

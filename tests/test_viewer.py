@@ -159,6 +159,26 @@ def test_a_new_view_never_shows_the_last_ones_sharp_time(make_viewer, tiny_model
     assert viewport.state.startswith("sharp in") and states[0] == ""
 
 
+def test_a_fresh_photo_says_it_is_encoding_and_never_the_last_views_sharp_time(make_viewer, tiny_model,
+                                                                              small_image, qtbot):
+    viewport, _ = make_viewer(tiny_model, small_image, size=(400, 300), zoom=3.0)
+    wait_sharp(qtbot, viewport)
+    assert viewport.state.startswith("sharp in")
+    states = []
+    viewport.state_changed.connect(states.append)
+    rng = np.random.default_rng(8)
+    photo = rng.random((700, 900, 3), dtype=np.float32)     # 2 x 4 latent tiles of 256 under the view
+    viewport.set_image(photo)                               # fitted: below x1, no decoder
+    viewport.place(1.5, (450.0, 350.0))
+    wait_sharp(qtbot, viewport)
+    encoding = [s for s in states if s.startswith("encoding")]
+    assert encoding and encoding[0].startswith("encoding ") and " %" in encoding[0], states
+    assert any("s left" in s for s in encoding)              # an estimate once a tile is done
+    sharp = [i for i, s in enumerate(states) if s.startswith("sharp in")]
+    assert sharp == [len(states) - 1]                         # only this view's, at the end
+    assert states.index(encoding[0]) < sharp[0]
+
+
 # -------------------------------------------------------------------------- rendering
 
 def test_frame_is_the_decoder_rendering_of_exactly_the_visible_pixels(make_viewer, tiny_model, small_image, qtbot):

@@ -52,6 +52,7 @@ class RenderThread(QThread):
     progress_changed = Signal(int, float)    # request_id, fraction done
     request_finished = Signal(int, float)    # request_id, seconds since it was taken up
     request_failed = Signal(int, str)        # request_id, one sentence
+    encoding_progress = Signal(int, float)   # request_id, fraction of the latent tiles it waits for
     model_ready = Signal(object)             # ModelInfo
     model_failed = Signal(str)               # one sentence
     export_progress = Signal(float)
@@ -80,7 +81,7 @@ class RenderThread(QThread):
         self.model_info: ModelInfo | None = None   # set (on this thread) just before model_ready
         self.cache = cache if cache is not None else TileCache(int(cache_mb * 2**20), lambda image: image.sizeInBytes())
         self.passes = ViewPasses(self.cache, qimage_from_rgb8, self.piece_ready.emit, self.progress_changed.emit,
-                                 tile)
+                                 tile, self.encoding_progress.emit)
         self._cond = threading.Condition()
         self._generation = 0
         self._pending: RenderRequest | None = None

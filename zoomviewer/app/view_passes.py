@@ -4,9 +4,11 @@ from a `to_image` function, QImages in the viewer), so it is testable without a 
 The view is cut into the screen tiles of geometry.tile_parts. In order:
   1. tiles already in the TileCache are delivered at once;
   2. the cheap kinds (bicubic; the area-averaged source at zoom <= 1) are rendered;
-  3. for the model, a coarse pass (1/4 resolution) of the whole missing area, when that
+  3. for the model, the latent tiles the view needs and the Latent lacks are encoded,
+     reported as encoding progress (on a slow CPU this is most of a new photo's wait);
+  4. a coarse pass (1/4 resolution) of the whole missing area, when that
      area is more than COARSE_MIN_TILES tiles;
-  4. the model's sharp tiles: for a new view when the last sharp tiles came quickly, as
+  5. the model's sharp tiles: for a new view when the last sharp tiles came quickly, as
      one render cut into tiles; otherwise a few tiles at once on parallel lanes, centre
      first, each on one thread.
 Every model render of a view, the coarse pass included, uses the display pixel's cell,
@@ -18,6 +20,7 @@ delivers nothing more.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -89,8 +92,11 @@ class ViewPasses:
 
     def __init__(self, cache: TileCache, to_image: Callable[[np.ndarray], object],
                  deliver: Callable[[RenderPiece], None], report: Callable[[int, float], None],
-                 tile: int = 256) -> None:
+                 tile: int = 256, report_encoding: Callable[[int, float], None] | None = None) -> None:
+        """`report(request_id, fraction)` tells the request's progress;
+        `report_encoding(request_id, fraction)` the encoding of latent tiles it waits for."""
         self.cache, self.to_image, self.deliver, self.report = cache, to_image, deliver, report
+        self.report_encoding = report_encoding
         self.tile = int(tile)
         self.model_rate: float | None = None   # pixels per second of the last sharp model tiles
 
@@ -117,6 +123,7 @@ class ViewPasses:
                 progress.done += weight
                 self._finished(job, effect, part, image)
         if model_parts:
+            self._encode(job, model_parts)
             if coarse:
                 self._coarse_pass(job, model_parts, model_pixels)
             for part, image in self._model_tiles(job, model_parts):
@@ -147,6 +154,25 @@ class ViewPasses:
         self.cache.put(self._key(effect, job.request.view, part, job.step), part.rect, image)
         for kind in job.by_effect[effect]:
             self.deliver(RenderPiece(job.request.request_id, kind, job.request.view, part.rect, image))
+
+    def _encode(self, job: _Job, parts: list) -> None:
+        """Encode the latent tiles under the view's missing area that the Latent lacks
+        (the codes the local ensemble reaches included), telling the progress."""
+        latent = job.source.latent()
+        x, y, w, h = global_region(bounding_rect(p.rect for p in parts), job.request.view.zoom)
+        rows = (max(0, math.floor(y - 0.5)), min(latent.height, math.floor(y + h + 0.5) + 1))
+        cols = (max(0, math.floor(x - 0.5)), min(latent.width, math.floor(x + w + 0.5) + 1))
+        if rows[0] >= rows[1] or cols[0] >= cols[1]:
+            return
+        request_id = job.request.request_id
+
+        def progress(fraction: float) -> None:
+            if job.cancel():
+                raise Cancelled()
+            if self.report_encoding is not None:
+                self.report_encoding(request_id, fraction)
+
+        latent.ensure(*rows, *cols, max(1, render_workers(job.source.device)), progress)
 
     def _coarse_pass(self, job: _Job, parts: list, model_pixels: int) -> None:
         rect = bounding_rect(p.rect for p in parts)

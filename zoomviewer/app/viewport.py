@@ -143,6 +143,7 @@ class Viewport(QObject):
         self._placement: tuple[float | None, tuple[float, float] | None] | None = None
         self.cursor: tuple[float, float] | None = None   # the source point under the pointer
         self._pointer: tuple[float, float] | None = None
+        self._encoding_since: tuple[int, float, float] | None = None   # request, when, fraction then
         self.model_name: str | None = None      # None until the render thread says; "" for no model
         self.device_name = ""
         self.local_ensemble = True
@@ -155,6 +156,7 @@ class Viewport(QObject):
         renderer.progress_changed.connect(self._on_progress)
         renderer.request_finished.connect(self._on_finished)
         renderer.request_failed.connect(self._on_failed)
+        renderer.encoding_progress.connect(self._on_encoding)
         renderer.model_ready.connect(self._on_model_ready)
         if renderer.model_info is not None:  # it was started earlier and its signal has gone by
             self._on_model_ready(renderer.model_info)
@@ -346,6 +348,22 @@ class Viewport(QObject):
     def _on_progress(self, request_id: int, fraction: float) -> None:
         if self._current(request_id) and fraction < 1:
             self._set_state(f"refining {int(100 * fraction)} %")
+
+    def _on_encoding(self, request_id: int, fraction: float) -> None:
+        """'encoding 40 %, about 6 s left' while the latent tiles of the view are encoded."""
+        if not self._current(request_id) or fraction >= 1:
+            return
+        if fraction <= 0 or self._encoding_since is None:
+            self._encoding_since = (request_id, time.perf_counter(), fraction)
+        rid, since, first = self._encoding_since
+        if rid != request_id:
+            self._encoding_since = (request_id, time.perf_counter(), fraction)
+            rid, since, first = self._encoding_since
+        text = f"encoding {int(100 * fraction)} %"
+        if fraction > first:
+            left = (time.perf_counter() - since) * (1 - fraction) / (fraction - first)
+            text += f", about {left:.0f} s left"
+        self._set_state(text)
 
     def _on_finished(self, request_id: int, seconds: float) -> None:
         if not self._current(request_id):

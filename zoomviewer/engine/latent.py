@@ -20,6 +20,7 @@ import ctypes
 import sys
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -164,14 +165,26 @@ class Latent:
             out[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0] = part
         return out
 
-    def ensure(self, y0: int, y1: int, x0: int, x1: int, workers: int) -> None:
-        """Encode the missing tiles of a block, `workers` at a time (each on its own thread)."""
+    def ensure(self, y0: int, y1: int, x0: int, x1: int, workers: int,
+               progress: Callable[[float], None] | None = None) -> int:
+        """Encode the missing tiles of a block now, `workers` at a time (each on its own
+        thread), when they fit in half the budget; -> how many were missing. `progress`
+        (fraction of those tiles done) is told after each tile; without it a single
+        worker leaves the tiles to be encoded as they are read."""
         with self._lock:
             keys = [key for key in self._tile_keys(y0, y1, x0, x1) if key not in self._tiles]
-        if workers > 1 and 1 < len(keys) <= self.budget_bytes // (2 * self.tile_bytes):
+        if not keys or len(keys) > self.budget_bytes // (2 * self.tile_bytes):
+            return len(keys)
+        if workers > 1 and len(keys) > 1:
             with ThreadPoolExecutor(min(workers, len(keys))) as pool:
-                for _ in pool.map(lambda key: self._tile(*key), keys):
-                    pass
+                for done, _ in enumerate(pool.map(lambda key: self._tile(*key), keys), 1):
+                    if progress is not None:
+                        progress(done / len(keys))
+        elif progress is not None:
+            for done, key in enumerate(keys, 1):
+                self._tile(*key)
+                progress(done / len(keys))
+        return len(keys)
 
     def features(self, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
         """Latent codes (C, y1-y0, x1-x0) for an in-bounds block, encoding missing tiles."""
