@@ -112,14 +112,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", help="weights file (default: full-size architecture, random weights)")
     p.add_argument("--export-region", default="500x375",
                    help="WxH source px of the 4000x3000 export, centred (500x375 = x8)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+    p.add_argument("--quick", action="store_true", help="a 3000x2084 photo instead (a smoke run)")
     p.add_argument("--limit-gb", type=float, default=4.0, help="exit 1 if peak RSS exceeds this")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder and print its path")
     args = p.parse_args(argv)
+    if args.quick:
+        args.width, args.height = 3000, 2084
 
     from zoomviewer.engine.export import export_view
     from zoomviewer.engine.images import load
-    from zoomviewer.engine.model import load_weights
+    from zoomviewer.engine.model import load_weights, pick_device
     from zoomviewer.engine.render import Latent, render_region
 
     work = Path(tempfile.mkdtemp(prefix="bigphoto-"))
@@ -150,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         step(f"load {width}x{height}", t)
 
         t = time.perf_counter()
-        latent = Latent(model, photo.pixels, args.device)
+        device = pick_device(args.device)
+        latent = Latent(model, photo.pixels, device)
         step("Latent (lazy)", t)
 
         for name, region in view_regions(width, height).items():
@@ -174,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{photo.pixels.nbytes / 2**20:.0f} MB; tiles encoded {latent.tiles_encoded}, "
               f"cached {latent.tiles_cached}")
         print(f"peak RSS {total_peak:.0f} MB ({total_peak / 1024:.2f} GB), limit {args.limit_gb:g} GB")
+        if device.type == "cuda":
+            import torch
+            print(f"peak GPU memory {torch.cuda.max_memory_allocated(device) / 2**20:.0f} MB allocated, "
+                  f"{torch.cuda.max_memory_reserved(device) / 2**20:.0f} MB reserved on {device}")
         if args.keep:
             print(f"photo and export kept in {work}")
         return 0 if total_peak <= args.limit_gb * 1024 else 1

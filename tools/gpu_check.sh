@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The GPU check, ready for a lent device (and runnable on the CPU: device auto).
+#  1. the render tests on the device against the CPU reference (tests/test_device.py),
+#  2. `zoomviewer bench --device DEVICE --json $OUT/bench-DEVICE.json`,
+#  3. peak device memory while a 100 MP photo opens, renders three views and exports.
+# Usage: tools/gpu_check.sh [auto|cuda|cpu] [--quick]     (writes under $OUT, default ./gpu-check)
+# Budget: under 8 minutes on one GPU; --quick runs the bench's smoke sizes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+device=${1:-auto}
+quick=${2:-}
+out=${OUT:-gpu-check}
+mkdir -p "$out"
+export QT_QPA_PLATFORM=offscreen ZOOMVIEWER_DEVICE="$device"
+python - <<'PY' | tee "$out/device.txt"
+import torch
+from zoomviewer.engine.model import pick_device
+import os
+d = pick_device(os.environ["ZOOMVIEWER_DEVICE"])
+print(f"device {d}; torch {torch.__version__}; cuda {torch.version.cuda}; "
+      f"{torch.cuda.get_device_name(d) if d.type == 'cuda' else 'no GPU'}")
+PY
+echo "== 1. render tests on the device against the CPU reference"
+python -m pytest -q -p no:cacheprovider tests/test_device.py
+echo "== 2. bench"
+timeout 420 zoomviewer bench --device "$device" ${quick:+--quick} --json "$out/bench-$device.json" | tee "$out/bench-$device.md"
+echo "== 3. 100 MP photo: peak memory"
+timeout 300 python tools/bigphoto.py --device "$device" ${quick:+--quick} | tee "$out/bigphoto-$device.txt"
+echo "gpu_check: done; results in $out/"
