@@ -1,7 +1,8 @@
 """zoomviewer: a photo viewer in which magnification never shows pixels.
 
-Layers, each importing only those before it: geometry, images -> model -> render ->
-export -> (the Qt line) -> worker -> canvas -> window.
+Three rooms under the command line (cli.py), imports running one way, engine <- app <- lab
+<- cli: engine/ (pure compute, no Qt), app/ (everything Qt; its widgets never load torch),
+lab/ (training, evaluation, the bench). docs/ARCHITECTURE.md has the map.
 """
 
 __version__ = "0.1.0"

@@ -1,0 +1,2 @@
+"""Pure compute, no Qt: geometry, photo files, resampling, the ensemble rules, Explain, the
+networks (model/), the photo's Latent, the renderer (render/) and export."""

@@ -1,0 +1,1 @@
+"""The lab: training (train.py), the benchmark protocol (evaluate.py) and the bench."""
