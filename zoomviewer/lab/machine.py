@@ -73,6 +73,9 @@ def describe(kernel_flags: list[str] | None = None) -> dict:
         "torch_features": torch_features(),
         "torch_kernels": torch.backends.cpu.get_cpu_capability(),
         "aten_cpu_capability_env": os.environ.get("ATEN_CPU_CAPABILITY", ""),
+        # the other libraries' own caps on the instruction sets they use (set to imitate an AVX2 CPU)
+        "isa_limits": {k: os.environ[k] for k in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+                       if k in os.environ},
         "fused_kernel_flags": kernel_flags,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
