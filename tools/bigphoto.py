@@ -103,7 +103,7 @@ def view_regions(width: int, height: int) -> dict[str, tuple[float, float, float
             "bottom-right": (width - w, height - h, w, h)}
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--width", type=int, default=12000)
     p.add_argument("--height", type=int, default=8334)
@@ -119,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.quick:
         args.width, args.height = 3000, 2084
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
 
     from zoomviewer.engine.export import export_view
     from zoomviewer.engine.images import load
