@@ -111,3 +111,20 @@ def test_encoding_a_block_ahead_tells_its_progress_and_changes_nothing():
     seen = []
     assert ahead.ensure(0, 300, 0, 300, 2, seen.append) == 3 and seen == [1 / 3, 2 / 3, 1.0]
     assert torch.equal(ahead.encode_all(), lazy.encode_all())
+
+
+def test_the_codes_a_render_reads_are_the_tiles_it_encodes():
+    """codes_read names exactly the block of codes render_region reads: encoding its tiles
+    ahead leaves the render nothing to encode, and it encodes no tile the render would not."""
+    from zoomviewer.engine.render import codes_read
+
+    model = new_model({"kind": "fast", "encoder": "edsr-baseline", "encoder_args": {"n_resblocks": 1, "n_feats": 8}})
+    img = np.random.default_rng(4).random((120, 120, 3), dtype=np.float32)
+    for region, size in (((31.5, 15.9, 32.0, 16.0), (96, 48)), ((0.0, 0.0, 120.0, 120.0), (60, 60)),
+                         ((15.99, 47.2, 17.0, 33.0), (170, 330))):
+        lazy, ahead = Latent(model, img, "cpu", tile=16), Latent(model, img, "cpu", tile=16)
+        render_region(lazy, region, size, workers=1)
+        ahead.ensure(*codes_read(ahead, region, size), 1, lambda fraction: None)
+        encoded = ahead.tiles_encoded
+        render_region(ahead, region, size, workers=1)
+        assert ahead.tiles_encoded == encoded == lazy.tiles_encoded, region

@@ -20,7 +20,6 @@ delivers nothing more.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -30,7 +29,7 @@ import numpy as np
 import torch
 
 from ..engine.geometry import View, bounding_rect, global_region, tile_parts
-from ..engine.render import Cancelled, Latent, deep_zoom_step, render_sparse, render_workers
+from ..engine.render import Cancelled, Latent, codes_read, deep_zoom_step, render_sparse, render_workers
 from ..engine.resample import area_region, bicubic_region, to_rgb8
 from .protocol import AREA, BICUBIC, MODEL, RenderPiece, RenderRequest
 from .tile_cache import TileCache
@@ -156,14 +155,11 @@ class ViewPasses:
             self.deliver(RenderPiece(job.request.request_id, kind, job.request.view, part.rect, image))
 
     def _encode(self, job: _Job, parts: list) -> None:
-        """Encode the latent tiles under the view's missing area that the Latent lacks
-        (the codes the local ensemble reaches included), telling the progress."""
+        """Encode the latent tiles the sharp pass of the view's missing area will read and
+        the Latent lacks, telling the progress."""
         latent = job.source.latent()
-        x, y, w, h = global_region(bounding_rect(p.rect for p in parts), job.request.view.zoom)
-        rows = (max(0, math.floor(y - 0.5)), min(latent.height, math.floor(y + h + 0.5) + 1))
-        cols = (max(0, math.floor(x - 0.5)), min(latent.width, math.floor(x + w + 0.5) + 1))
-        if rows[0] >= rows[1] or cols[0] >= cols[1]:
-            return
+        rect = bounding_rect(p.rect for p in parts)
+        codes = codes_read(latent, global_region(rect, job.request.view.zoom), (rect[2] - rect[0], rect[3] - rect[1]))
         request_id = job.request.request_id
 
         def progress(fraction: float) -> None:
@@ -172,7 +168,7 @@ class ViewPasses:
             if self.report_encoding is not None:
                 self.report_encoding(request_id, fraction)
 
-        latent.ensure(*rows, *cols, max(1, render_workers(job.source.device)), progress)
+        latent.ensure(*codes, max(1, render_workers(job.source.device)), progress)
 
     def _coarse_pass(self, job: _Job, parts: list, model_pixels: int) -> None:
         rect = bounding_rect(p.rect for p in parts)

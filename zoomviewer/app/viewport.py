@@ -353,12 +353,9 @@ class Viewport(QObject):
         """'encoding 40 %, about 6 s left' while the latent tiles of the view are encoded."""
         if not self._current(request_id) or fraction >= 1:
             return
-        if fraction <= 0 or self._encoding_since is None:
+        if self._encoding_since is None or self._encoding_since[0] != request_id:
             self._encoding_since = (request_id, time.perf_counter(), fraction)
-        rid, since, first = self._encoding_since
-        if rid != request_id:
-            self._encoding_since = (request_id, time.perf_counter(), fraction)
-            rid, since, first = self._encoding_since
+        _, since, first = self._encoding_since
         text = f"encoding {int(100 * fraction)} %"
         if fraction > first:
             left = (time.perf_counter() - since) * (1 - fraction) / (fraction - first)

@@ -212,6 +212,13 @@ class Latent:
         """Bytes of the code table of n_codes codes (fp32)."""
         return n_codes * int(np.prod(self.model.table_parts)) * 4
 
+    def kept_block(self, y0: int, y1: int, x0: int, x1: int) -> tuple[int, int, int, int]:
+        """The codes a kept table for block [y0:y1, x0:x1] covers: a margin of TABLE_MARGIN
+        codes more (within the latent), so that renders of the same view at other
+        resolutions are served from it."""
+        m = self.TABLE_MARGIN
+        return max(y0 - m, 0), min(y1 + m, self.height), max(x0 - m, 0), min(x1 + m, self.width)
+
     @torch.no_grad()
     def table(self, y0: int, y1: int, x0: int, x1: int, rel_cell: tuple[float, float], workers: int = 1,
               keep: bool = True) -> torch.Tensor:
@@ -225,10 +232,9 @@ class Latent:
                 if k == key and by0 <= y0 and y1 <= by1 and bx0 <= x0 and x1 <= bx1:
                     self._tables.move_to_end((k, by0, by1, bx0, bx1))
                     return cached[:, y0 - by0:y1 - by0, x0 - bx0:x1 - bx0]
-        if keep:  # a margin of codes, so that renders of the same view at other resolutions hit it
-            m = self.TABLE_MARGIN
-            y0, y1, x0, x1, inner = (max(y0 - m, 0), min(y1 + m, self.height), max(x0 - m, 0),
-                                     min(x1 + m, self.width), (y0, y1, x0, x1))
+        if keep:
+            inner = (y0, y1, x0, x1)
+            y0, y1, x0, x1 = self.kept_block(y0, y1, x0, x1)
         table = self._compute_table(y0, y1, x0, x1, key, workers)
         size = self.table_bytes((y1 - y0) * (x1 - x0))
         with self._lock:

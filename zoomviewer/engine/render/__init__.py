@@ -23,8 +23,8 @@ from __future__ import annotations
 from ..latent import Latent
 from .coords import Region
 from .reference import render_region_reference
-from .region import Cancelled, render_region, render_workers
+from .region import Cancelled, codes_read, render_region, render_workers
 from .sparse import deep_zoom_step, render_sparse
 
 __all__ = ["Cancelled", "Latent", "Region", "render_region", "render_sparse", "render_region_reference",
-           "deep_zoom_step", "render_workers"]
+           "deep_zoom_step", "render_workers", "codes_read"]

@@ -84,28 +84,54 @@ class _Plan(NamedTuple):
     fused_cols: tuple | None    # the kernel's column arrays (fused.fused_columns)
 
 
-def _plan(latent: Latent, region: Region, out_size: tuple[int, int], cell_clip: bool,
-          cell: tuple[float, float] | None, table_budget: int, workers: int | None, fused: bool) -> _Plan:
-    model, dev = latent.model, latent.device
+class _Members(NamedTuple):
+    """The queries of a render along each axis and the codes their members read."""
+    coord_y: torch.Tensor       # normalised coordinates of the output rows
+    coord_x: torch.Tensor       # ... and columns
+    ys: list                    # each y-member's (code index, rel_coord) per output row
+    xs: list                    # each x-member's (code index, rel_coord) per output column
+    row_lo: np.ndarray          # per output row, the first and last code row its members read
+    row_hi: np.ndarray
+    codes: tuple[int, int, int, int]    # (y0, y1, x0, x1): the block of codes the region reads
+
+
+def _members(latent: Latent, region: Region, out_size: tuple[int, int]) -> _Members:
     x, y, w, h = (float(v) for v in region)
     out_w, out_h = int(out_size[0]), int(out_size[1])
     H, W = latent.height, latent.width
-    coord_y, coord_x = pixel_coords(y, h, out_h, H, dev), pixel_coords(x, w, out_w, W, dev)
-    ys = ensemble_axis(coord_y, H, model.local_ensemble)
-    xs = ensemble_axis(coord_x, W, model.local_ensemble)
+    coord_y, coord_x = pixel_coords(y, h, out_h, H, latent.device), pixel_coords(x, w, out_w, W, latent.device)
+    ys = ensemble_axis(coord_y, H, latent.model.local_ensemble)
+    xs = ensemble_axis(coord_x, W, latent.model.local_ensemble)
     fx0 = int(min(int(i.min()) for i, _ in xs))
     fx1 = int(max(int(i.max()) for i, _ in xs)) + 1
     rows_np = [i.cpu().numpy() for i, _ in ys]
-    row_lo = np.minimum.reduce(rows_np)   # per output row, the first and last code row its members read
-    row_hi = np.maximum.reduce(rows_np)
-    fy0, fy1 = int(row_lo[0]), int(row_hi[-1]) + 1
+    row_lo, row_hi = np.minimum.reduce(rows_np), np.maximum.reduce(rows_np)
+    return _Members(coord_y, coord_x, ys, xs, row_lo, row_hi, (int(row_lo[0]), int(row_hi[-1]) + 1, fx0, fx1))
+
+
+def codes_read(latent: Latent, region: Region, out_size: tuple[int, int],
+               keep_table: bool = True) -> tuple[int, int, int, int]:
+    """The block of codes (y0, y1, x0, x1) whose latent tiles render_region(latent,
+    region, out_size, keep_table=...) reads: every ensemble member of every output pixel,
+    and the margin a kept code table adds (the viewer encodes it ahead)."""
+    check_region(region, out_size)
+    codes = _members(latent, region, out_size).codes
+    return latent.kept_block(*codes) if keep_table else codes
+
+
+def _plan(latent: Latent, region: Region, out_size: tuple[int, int], cell_clip: bool,
+          cell: tuple[float, float] | None, table_budget: int, workers: int | None, fused: bool) -> _Plan:
+    model, dev = latent.model, latent.device
+    H, W = latent.height, latent.width
+    coord_y, coord_x, ys, xs, row_lo, row_hi, (fy0, fy1, fx0, fx1) = _members(latent, region, out_size)
     kernel = fast_kernel(model, dev) if fused else None
     workers = render_workers(dev, kernel is not None) if workers is None else max(1, int(workers))
     whole = latent.table_bytes((fy1 - fy0) * (fx1 - fx0)) <= latent.table_budget_bytes
     band_rows = fy1 - fy0 if whole else max(1, table_budget // ((fx1 - fx0) * model.table_dim))
     if workers > 1:
         band_rows = min(band_rows, max(1, -(-(fy1 - fy0) // workers)))
-    return _Plan(ys, xs, rel_cell(region, (out_w, out_h), cell_clip, cell), (fy0, fy1, fx0, fx1), whole,
+    cell_used = rel_cell(region, (int(out_size[0]), int(out_size[1])), cell_clip, cell)
+    return _Plan(ys, xs, cell_used, (fy0, fy1, fx0, fx1), whole,
                  _bands(row_lo, row_hi, band_rows), kernel, workers, min(workers, render_workers(dev)),
                  (bilinear_axis(coord_y, H), bilinear_axis(coord_x, W)) if model.residual else None,
                  fused_columns(xs, fx0) if kernel is not None else None)
