@@ -29,7 +29,7 @@ LEVELS = {
         {"export"},
     ],
     "app": [
-        {"protocol", "qimages", "tile_cache"},
+        {"protocol", "qimages", "tile_cache", "frame"},
         {"view_passes", "exports"},
         {"render_thread"},
         {"viewport"},
@@ -38,11 +38,11 @@ LEVELS = {
         {"window"},
         {"launch"},
     ],
-    "lab": [{"precision", "evaluate", "machine"}, {"bench_viewer"}, {"train", "bench"}],
+    "lab": [{"precision", "degrade", "evaluate", "machine"}, {"bench_viewer"}, {"train", "bench"}],
 }
 ROOMS = ["engine", "app", "lab", "cli"]
 # The widgets and what the GUI thread runs: none of them may load torch, even indirectly.
-TORCH_FREE = {"zoomviewer.app." + m for m in ("protocol", "qimages", "tile_cache", "viewport", "photo_loader",
+TORCH_FREE = {"zoomviewer.app." + m for m in ("protocol", "qimages", "tile_cache", "frame", "viewport", "photo_loader",
                                              "canvas", "compare", "exportdialog", "window")}
 NUMPY_ONLY = {"zoomviewer.engine.geometry", "zoomviewer.engine.explain", "zoomviewer.engine.ensemble"}
 

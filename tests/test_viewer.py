@@ -23,7 +23,8 @@ from zoomviewer.engine.resample import bicubic_region
 from zoomviewer.app.protocol import BICUBIC, MODEL
 from zoomviewer.app.qimages import rgb8_from_qimage
 from zoomviewer.app.render_thread import RenderThread
-from zoomviewer.app.viewport import Viewport, source_pyramid
+from zoomviewer.app.frame import source_pyramid
+from zoomviewer.app.viewport import Viewport
 from zoomviewer.engine.resample import area_region, to_rgb8
 
 from conftest import assert_frame_is, mouse, shown, wheel

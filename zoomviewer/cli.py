@@ -122,7 +122,8 @@ def cmd_view(args) -> int:
         model = load_model(args.model, None)
     return run_view(args.photo or str(sample_photo()), model, zoom=args.zoom, center=center,
                     compare=args.compare, explain=args.explain, screenshot=args.screenshot,
-                    device=args.device)
+                    device=args.device, compare_with=args.compare_with,
+                    remembered_model=not (args.model or args.weights))
 
 
 def cmd_eval(args) -> int:
@@ -142,7 +143,7 @@ def cmd_eval(args) -> int:
                 models[kind] = load_model(kind, None)
             except UsageError:
                 pass
-    results = evaluate(args.data, scales, models, max_images=args.max_images)
+    results = evaluate(args.data, scales, models, max_images=args.max_images, degrade=args.degrade)
     print(markdown_table(results))
     if args.json:
         write_json(results, args.json)
@@ -156,7 +157,8 @@ def cmd_train(args) -> int:
           residual=not args.no_residual, threads=args.threads, eval_every=args.eval_every,
           eval_data=args.eval_data, snapshot_every=args.snapshot_every,
           bf16=True if args.bf16 else False if args.fp32 else None,
-          encoder_from=args.encoder_from, freeze_encoder=args.freeze_encoder)
+          encoder_from=args.encoder_from, freeze_encoder=args.freeze_encoder,
+          init_from=args.init_from, degrade=args.degrade)
     return 0
 
 
@@ -174,11 +176,14 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .lab.degrade import PROTOCOLS
+
     p = _Parser(prog="zoomviewer", description="A photo viewer in which magnification never shows pixels.")
     sub = p.add_subparsers(dest="command")
 
     def model_flags(sp):
-        sp.add_argument("--model", help="shipped model: fast (default) or liif")
+        sp.add_argument("--model", help="shipped model: fast (default), liif (exact, slow) or restore "
+                                        "(for scanned, noisy or JPEG-compressed photos)")
         sp.add_argument("--weights", help="a weights file: ours or a published LIIF .pth")
         sp.add_argument("--device", help="auto (default), cpu, cuda, mps")
 
@@ -187,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--zoom", type=float, help="start at this zoom (screen px per photo px)")
     v.add_argument("--center", help="X,Y photo pixel to centre on")
     v.add_argument("--compare", choices=["side", "swipe"], help="open in a compare mode")
+    v.add_argument("--compare-with", metavar="METHOD",
+                   help="what the compare modes set beside the model: bicubic (default), fast, liif or restore")
     v.add_argument("--explain", action="store_true", help="show the Explain overlay")
     v.add_argument("--screenshot", help="wait until sharp, save the window to this PNG and exit")
     model_flags(v)
@@ -209,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--weights", nargs="*")
     e.add_argument("--json")
     e.add_argument("--max-images", type=int)
+    e.add_argument("--degrade", choices=sorted(PROTOCOLS), metavar="NAME",
+                   help="degrade each LR image by this named protocol first: "
+                        + "; ".join(f"{k}: {v[1]}" for k, v in sorted(PROTOCOLS.items())))
 
     t = sub.add_parser("train", help="train a model (LIIF recipe) on folders of photos")
     t.add_argument("--data", nargs="+", required=True)
@@ -229,6 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="train the encoder with bf16 autocast even where the CPU only emulates bf16")
     t.add_argument("--encoder-from", help="start a new model with the encoder of these weights")
     t.add_argument("--freeze-encoder", action="store_true", help="train the decoder only")
+    t.add_argument("--init-from", help="start a new model as a copy of these weights")
+    t.add_argument("--degrade", action="store_true",
+                   help="degrade the LR side (blur, noise, grain, JPEG): trains a restore model")
 
     b = sub.add_parser("bench", help="timings on this machine")
     b.add_argument("--json")

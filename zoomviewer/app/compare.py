@@ -1,8 +1,8 @@
-"""The compare layouts around one shared Viewport: single, side by side (model left,
-bicubic right, one View for both: panning or zooming either moves both) and swipe (one
-canvas split by a draggable divider), plus the A/B toggle that swaps what is shown in
-place. Both panes render the same region on the same pixel grid, so differences are the
-methods', not the sampling's.
+"""The compare layouts around one shared Viewport: single, side by side (the chosen model
+left, what it is compared with right: bicubic or another model; one View for both:
+panning or zooming either moves both) and swipe (one canvas split by a draggable
+divider), plus the A/B toggle that swaps what is shown in place. Both panes render the
+same region on the same pixel grid, so differences are the methods', not the sampling's.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ class CompareArea(QWidget):
         self.right = ZoomCanvas(viewport, BICUBIC, self)
         self.right.primary = False     # both panes are the same size; the left one reports it
         self._mode = SINGLE
-        self._swapped = False          # the A/B toggle: bicubic where the model was, and back
+        self._swapped = False          # the A/B toggle: the other method where the model was, and back
+        self._other = BICUBIC          # what the model is compared with: bicubic or a model's name
         self._apply()
 
     @property
@@ -39,6 +40,16 @@ class CompareArea(QWidget):
     @property
     def swapped(self) -> bool:
         return self._swapped
+
+    @property
+    def other(self) -> str:
+        return self._other
+
+    def set_other(self, kind: str) -> None:
+        """Compare the chosen model with `kind`: BICUBIC or another model's name."""
+        if kind != self._other:
+            self._other = kind
+            self._apply()
 
     def panes(self) -> list[ZoomCanvas]:
         return [self.left, self.right] if self._mode == SIDE else [self.left]
@@ -64,7 +75,7 @@ class CompareArea(QWidget):
             canvas.update()
 
     def _apply(self) -> None:
-        a, b = (BICUBIC, MODEL) if self._swapped else (MODEL, BICUBIC)
+        a, b = (self._other, MODEL) if self._swapped else (MODEL, self._other)
         self.left.kind, self.right.kind = a, b
         self.left.swipe = self._mode == SWIPE
         self.left.other_kind = b

@@ -14,7 +14,9 @@ from PySide6.QtCore import QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication
 
 from ..engine import images
+from ..engine.bundled import MODEL_FILES
 from .compare import MODES
+from .protocol import BICUBIC
 from .render_thread import RenderThread
 from .window import APPLICATION, ORGANISATION, MainWindow
 
@@ -43,12 +45,14 @@ def _fail(message: str) -> int:
 def run_view(photo_path, model_or_weights, zoom: float | None = None, center: tuple[float, float] | None = None,
              compare: str | None = None, explain: bool = False, screenshot=None,
              size: tuple[int, int] = (1280, 800), device: str | None = None,
-             timeout_s: float = SCRIPTED_TIMEOUT_S) -> int:
+             timeout_s: float = SCRIPTED_TIMEOUT_S, compare_with: str | None = None,
+             remembered_model: bool = False) -> int:
     """Open the window on `photo_path` at this view (zoom: device pixels per source pixel,
     None = fit; center: source pixel, None = the photo's centre). Without `screenshot` the
     viewer stays open and this returns when it closes. With it: wait until fully
     refined, save the window grab (PNG) and return 0; on failure print one sentence to
-    stderr and return 2."""
+    stderr and return 2. `compare_with`: bicubic (None) or a model's name for the compare
+    modes; `remembered_model`: without a screenshot, switch to the model chosen last time."""
     if compare not in (None, *MODES):
         return _fail(f"unknown compare mode {compare!r} (use {' or '.join(MODES)})")
     app = application()
@@ -56,8 +60,10 @@ def run_view(photo_path, model_or_weights, zoom: float | None = None, center: tu
         photo = images.load(photo_path)
     except ValueError as e:
         return _fail(str(e))
+    if compare_with not in (None, BICUBIC, *MODEL_FILES):
+        return _fail(f"cannot compare with {compare_with!r} (use bicubic, {', '.join(MODEL_FILES)})")
     if screenshot is None:
-        window = new_window(model_or_weights, device)
+        window = new_window(model_or_weights, device, prefer_remembered_model=remembered_model)
     else:
         target = Path(screenshot)
         if not target.parent.is_dir():
@@ -67,6 +73,7 @@ def run_view(photo_path, model_or_weights, zoom: float | None = None, center: tu
         window.show_error = errors.append      # no modal boxes in scripted mode
     window.resize(*size)
     window.set_compare(compare)
+    window.compare_with(compare_with or BICUBIC)
     window.set_explain(explain)
     window.show_photo(photo)
     window.show()

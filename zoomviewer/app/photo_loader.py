@@ -11,7 +11,7 @@ from pathlib import Path
 from PySide6.QtCore import QThread, Signal
 
 from ..engine import images
-from .viewport import source_pyramid
+from .frame import source_pyramid
 
 
 @dataclass

@@ -11,8 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-MODEL, BICUBIC, AREA = "model", "bicubic", "area"   # kinds of frame; AREA only inside the render thread
-MODEL_NAMES = {"fast": "fast decoder", "liif": "LIIF"}   # model kind -> what the status bar calls it
+# Kinds of frame: MODEL is the model chosen in the Model menu (RenderRequest.model says
+# which); a model's name (fast, liif, restore) asks for that model whatever is chosen (the
+# other side of a model-vs-model compare); AREA is only used inside the render thread.
+MODEL, BICUBIC, AREA = "model", "bicubic", "area"
+MODEL_NAMES = {"fast": "fast decoder", "liif": "exact LIIF", "restore": "restore"}   # model name -> label
+
+
+def model_label(name: str) -> str:
+    """What people read for a model's name ("fast" -> "fast decoder")."""
+    return MODEL_NAMES.get(name, name)
 
 
 @dataclass(frozen=True)
@@ -22,6 +30,7 @@ class RenderRequest:
     view: object                     # geometry.View, snapped (View.snapped)
     kinds: tuple[str, ...] = (MODEL,)
     sparse: bool = False             # Faster Deep Zoom (render.render_sparse) for the sharp tiles
+    model: str = ""                  # the model MODEL stands for ("": the render thread's first)
 
 
 @dataclass(frozen=True)
@@ -46,12 +55,16 @@ class ExportJob:
     format: str | None = None
     bits: int = 8
     quality: int = 95
+    model: str = ""                  # the model to render with ("": the render thread's first)
 
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What the widgets may know of the loaded model: its name for people ("" when there
-    is none), the device it runs on, and whether it blends a local ensemble (Explain)."""
+    """What the widgets may know of the models: the first model's name (fast, liif,
+    restore, or what its weights call it; "" when there is none), the device they run on,
+    whether it blends a local ensemble (Explain), and the names of the models that can be
+    chosen instead (the Model menu), its own first."""
     name: str
     device: str
     local_ensemble: bool = True
+    choices: tuple[str, ...] = ()

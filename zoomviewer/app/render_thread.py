@@ -8,8 +8,11 @@ work stops within one chunk and is never delivered. An export takes priority ove
 the interrupted view is taken up again after it. Results go back as Qt signals carrying
 QImages made here, off the GUI thread.
 
-The Latent of a photo is made once, under a lock, by whichever thread asks first (the
-render thread or one of its parallel lanes); every other caller gets the same one.
+The thread holds the models by name (fast, liif, restore): the first it is given, the
+others loaded from their weights the first time a request names one (the Model menu, a
+model-vs-model compare). A photo's Latent for a model is made once, under a lock, by
+whichever thread asks first (the render thread or one of its parallel lanes); every other
+caller gets the same one. A request releases the Latents of the models it does not use.
 """
 
 from __future__ import annotations
@@ -23,11 +26,12 @@ import numpy as np
 import torch
 from PySide6.QtCore import QThread, Signal
 
+from ..engine.bundled import MODEL_FILES, shipped_weights
 from ..engine.model import load_weights, pick_device
 from ..engine.model.native import fast_kernel
 from ..engine.render import Cancelled, Latent
 from .exports import CANCELLED, FINISHED, run_export
-from .protocol import MODEL_NAMES, ExportJob, ModelInfo, RenderRequest
+from .protocol import BICUBIC, MODEL, ExportJob, ModelInfo, RenderRequest
 from .qimages import qimage_from_rgb8
 from .tile_cache import TileCache
 from .view_passes import Source, ViewPasses
@@ -39,6 +43,23 @@ def render_threads() -> int:
     on busy cores costs far more than extra threads gain (on a loaded 2-core machine a
     128x128 tile took 1.6 s with 2 threads and 9 ms with 1)."""
     return max(1, min(4, (os.cpu_count() or 2) - 1))
+
+
+def model_name(model) -> str:
+    """A model's name: what its weights' meta calls it, else its kind (fast, liif)."""
+    return str((getattr(model, "meta", None) or {}).get("name") or getattr(model, "kind", "") or "model")
+
+
+def load_shipped(name: str):
+    """The shipped model `name`, from its weights file (ValueError when not installed)."""
+    path = shipped_weights(name)
+    if path is None:
+        raise ValueError(f"the {name} model is not installed")
+    return load_weights(path)[0]
+
+
+def installed_models() -> tuple[str, ...]:
+    return tuple(name for name in MODEL_FILES if shipped_weights(name) is not None)
 
 
 def describe_device(device) -> str:
@@ -63,12 +84,15 @@ class RenderThread(QThread):
     def __init__(self, model_or_weights=None, device: str | None = None, *, tile: int = 256,
                  cache_mb: float = 256, latent_budget_mb: float = 1536, cell_clip: bool = False,
                  threads: int | None = None, latent_factory: Callable[..., Latent] = Latent,
-                 cache: TileCache | None = None, parent=None) -> None:
+                 cache: TileCache | None = None, model_loader: Callable[[str], object] = load_shipped,
+                 choices: tuple[str, ...] | None = None, parent=None) -> None:
         """`model_or_weights`: a model (nn.Module), a weights file path (loaded on this
         thread), or None for no model (the "model" kind then renders bicubic). `threads`:
         torch intra-op threads for this thread's work (default: render_threads()).
         `latent_factory(model, image, device=, budget_mb=)` makes a photo's Latent;
-        `cache` replaces the TileCache of `cache_mb` finished tiles."""
+        `cache` replaces the TileCache of `cache_mb` finished tiles. `model_loader(name)`
+        loads another model when a request names it, one of `choices` (default: the
+        installed shipped models; none without a first model)."""
         super().__init__(parent)
         self.threads = threads or render_threads()
         self._model_spec = model_or_weights
@@ -76,6 +100,9 @@ class RenderThread(QThread):
         self.latent_budget_mb = latent_budget_mb
         self.cell_clip = cell_clip
         self._latent_factory = latent_factory
+        self._model_loader = model_loader
+        self._choices = choices
+        self.models: dict[str, object] = {}     # name -> model, the first one first
         self.model = None
         self.device = None
         self.model_info: ModelInfo | None = None   # set (on this thread) just before model_ready
@@ -92,12 +119,17 @@ class RenderThread(QThread):
         self._source: Source | None = None
         self._image_id = -1
         self._latent_lock = threading.Lock()
-        self._latent: Latent | None = None
+        self._latents: dict[str, Latent] = {}
 
     @property
     def loaded(self) -> bool:
         """Whether the model has been loaded (or failed to load) and model_ready sent."""
         return self.model_info is not None
+
+    def latents_held(self) -> tuple[str, ...]:
+        """The names of the models whose Latent of the photo is kept (memory in use)."""
+        with self._latent_lock:
+            return tuple(self._latents)
 
     # -- called from the GUI thread ------------------------------------------------------
     def set_image(self, pixels: np.ndarray, image_id: int,
@@ -160,7 +192,7 @@ class RenderThread(QThread):
                 self._run_export(job)
             elif request is not None:
                 self._run_request(request, generation)
-        self._latent = None
+        self._latents = {}
         self.cache.clear()
 
     def _load_model(self) -> None:
@@ -176,10 +208,15 @@ class RenderThread(QThread):
         if self.device is None:
             self.device = pick_device("cpu")
         self.model = model
+        name = ""
         if model is not None:
             fast_kernel(model, self.device)  # builds the fused decoder now (once per machine), not in the first frame
-        name = MODEL_NAMES.get(getattr(model, "kind", ""), "model") if model is not None else ""
-        self.model_info = ModelInfo(name, describe_device(self.device), bool(getattr(model, "local_ensemble", True)))
+            name = model_name(model)
+            self.models[name] = model
+        choices = self._choices if self._choices is not None else (installed_models() if model is not None else ())
+        choices = tuple(dict.fromkeys(((name,) if name else ()) + tuple(choices)))
+        self.model_info = ModelInfo(name, describe_device(self.device), bool(getattr(model, "local_ensemble", True)),
+                                    choices)
         self.model_ready.emit(self.model_info)
 
     def _take_image(self) -> None:
@@ -189,18 +226,33 @@ class RenderThread(QThread):
         pixels, self._image_id, display = self._next_image
         self._next_image = None
         with self._latent_lock:
-            self._latent = None
+            self._latents = {}
         latent = self._latent_for_photo if self.model is not None else None
-        self._source = Source(pixels, latent, self.device, display, self.cell_clip)
+        models = self.model_info.choices if self.model_info is not None else ()
+        self._source = Source(pixels, latent, self.device, display, self.cell_clip, models)
         self.cache.clear()
 
-    def _latent_for_photo(self) -> Latent:
-        """The photo's Latent, made on first use by whichever thread asks first."""
+    def _latent_for_photo(self, name: str = "") -> Latent:
+        """The photo's Latent for model `name` ("": the first), made on first use by
+        whichever thread asks first; the model is loaded then if it is not yet."""
+        name = name or next(iter(self.models))
         with self._latent_lock:
-            if self._latent is None:
-                self._latent = self._latent_factory(self.model, self._source.image, device=self.device,
-                                                    budget_mb=self.latent_budget_mb)
-            return self._latent
+            if name not in self._latents:
+                if name not in self.models:
+                    model = self._model_loader(name)
+                    fast_kernel(model, self.device)
+                    self.models[name] = model
+                self._latents[name] = self._latent_factory(self.models[name], self._source.image, device=self.device,
+                                                           budget_mb=self.latent_budget_mb)
+            return self._latents[name]
+
+    def _release_unused(self, names: set[str]) -> None:
+        """Let go of the Latents (and the loaded models, but the first) no view uses."""
+        with self._latent_lock:
+            for name in [n for n in self._latents if n not in names]:
+                del self._latents[name]
+            for name in [n for n in list(self.models)[1:] if n not in names]:
+                del self.models[name]
 
     def _run_request(self, request: RenderRequest, generation: int) -> None:
         if request.image_id != self._image_id or self._source is None:
@@ -209,6 +261,8 @@ class RenderThread(QThread):
         def cancel() -> bool:
             return self._generation != generation or self._stopping or self._export_job is not None
 
+        first = next(iter(self.models), "")
+        self._release_unused({(request.model or first) if k == MODEL else k for k in request.kinds if k != BICUBIC})
         started = time.perf_counter()
         try:
             self.passes.render(request, self._source, cancel)
@@ -220,8 +274,8 @@ class RenderThread(QThread):
         except Exception as e:  # a failed render must not end the thread; the GUI says it
             self.request_failed.emit(request.request_id, f"rendering failed: {e}")
         finally:
-            if self._latent is not None:
-                self._latent.forget_tables()
+            for latent in list(self._latents.values()):
+                latent.forget_tables()
 
     def _run_export(self, job: ExportJob) -> None:
         if self._source is None:
@@ -232,7 +286,9 @@ class RenderThread(QThread):
             with self._cond:
                 return self._export_cancel or self._stopping
 
-        outcome = run_export(job, self._source.latent, cancel, self.export_progress.emit, self.cell_clip)
+        latent = self._source.latent
+        outcome = run_export(job, latent and (lambda: latent(job.model)), cancel, self.export_progress.emit,
+                             self.cell_clip)
         if outcome.how == FINISHED:
             self.export_finished.emit(outcome.detail)
         elif outcome.how == CANCELLED:

@@ -4,7 +4,8 @@ from a `to_image` function, QImages in the viewer), so it is testable without a 
 The view is cut into the screen tiles of geometry.tile_parts. In order:
   1. tiles already in the TileCache are delivered at once;
   2. the cheap kinds (bicubic; the area-averaged source at zoom <= 1) are rendered;
-  3. for the model, the latent tiles the view needs and the Latent lacks are encoded,
+  then for each model asked for (the chosen one, and another in a model-vs-model compare):
+  3. the latent tiles the view needs and the model's Latent lacks are encoded,
      reported as encoding progress (on a slow CPU this is most of a new photo's wait);
   4. a coarse pass (1/4 resolution) of the whole missing area, when that
      area is more than COARSE_MIN_TILES tiles;
@@ -23,7 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -37,20 +38,22 @@ from .tile_cache import TileCache
 COARSE_FACTOR = 4            # the coarse pass renders one pixel per 4x4 device pixels
 COARSE_MIN_TILES = 2         # below this much missing area the coarse pass is not worth it
 ONE_PASS_S = 1.0             # sharp tiles expected within this are decoded as one render
-COST = {MODEL: 1.0, BICUBIC: 0.05, AREA: 0.05}   # progress weight per pixel
+COST = {BICUBIC: 0.05, AREA: 0.05}   # progress weight per pixel; a model's is 1
 
 
 @dataclass(frozen=True)
 class Source:
-    """What views are rendered from: the photo (float32 HxWx3), its Latent (a function
-    that makes it once per photo and hands the same one to every caller; None without a
-    model), the compute device, and `display`, the conversion of rendered pixels to sRGB
-    for the screen (None: they are sRGB already)."""
+    """What views are rendered from: the photo (float32 HxWx3), its Latents (`latent(name)`
+    makes model `name`'s once per photo and hands the same one to every caller; None
+    without a model), the names of the models there are (`models`, the first is what an
+    unnamed MODEL means), the compute device, and `display`, the conversion of rendered
+    pixels to sRGB for the screen (None: they are sRGB already)."""
     image: np.ndarray
-    latent: Callable[[], Latent] | None
+    latent: Callable[[str], Latent] | None
     device: torch.device
     display: Callable[[np.ndarray], np.ndarray] | None = None
     cell_clip: bool = False
+    models: tuple[str, ...] = ()
 
 
 class _Progress:
@@ -72,12 +75,14 @@ class _Progress:
         return lambda fraction: self.show(fraction * weight)
 
 
-def effect_of(kind: str, zoom: float, has_model: bool) -> str:
+def effect_of(kind: str, zoom: float, chosen: str, models: tuple[str, ...]) -> str:
     """How a requested kind is rendered at this zoom: the area-averaged source at zoom <= 1,
-    the model where there is one, bicubic otherwise."""
+    else the model it names (MODEL: `chosen`, or the first of `models`) where there is
+    one, else bicubic."""
     if zoom <= 1.0:
         return AREA
-    return MODEL if kind == MODEL and has_model else BICUBIC
+    name = (chosen or (models[0] if models else "")) if kind == MODEL else kind
+    return name if name in models else BICUBIC
 
 
 def pixels(rect) -> int:
@@ -106,14 +111,14 @@ class ViewPasses:
         # requested kinds that render the same way (both panes at zoom <= 1) share the work
         by_effect: dict[str, list[str]] = {}
         for kind in request.kinds:
-            by_effect.setdefault(effect_of(kind, view.zoom, source.latent is not None), []).append(kind)
+            by_effect.setdefault(effect_of(kind, view.zoom, request.model, source.models), []).append(kind)
         missing = self._serve_cached(request, by_effect, parts, step)
-        model_parts = missing.pop(MODEL, [])
-        model_pixels = sum(pixels(p.rect) for p in model_parts)
-        coarse = model_pixels > COARSE_MIN_TILES * self.tile ** 2
-        total = sum(COST[e] * pixels(p.rect) for e, ps in missing.items() for p in ps) + model_pixels
-        progress = _Progress(request.request_id, total + (model_pixels / COARSE_FACTOR ** 2 if coarse else 0),
-                             self.report)
+        by_model = {e: missing.pop(e) for e in list(missing) if e not in COST}
+        coarse = {e: sum(pixels(p.rect) for p in ps) > COARSE_MIN_TILES * self.tile ** 2 for e, ps in by_model.items()}
+        total = sum(COST[e] * pixels(p.rect) for e, ps in missing.items() for p in ps)
+        total += sum(pixels(p.rect) * (1 + (1 / COARSE_FACTOR ** 2 if coarse[e] else 0))
+                     for e, ps in by_model.items() for p in ps)
+        progress = _Progress(request.request_id, total, self.report)
         job = _Job(request, source, cancel, by_effect, step, progress)
         for effect, effect_parts in missing.items():   # the cheap kinds first
             for part in effect_parts:
@@ -121,20 +126,21 @@ class ViewPasses:
                 image = self._image(job, effect, part.region, part.out_size, progress.part(weight))
                 progress.done += weight
                 self._finished(job, effect, part, image)
-        if model_parts:
-            self._encode(job, model_parts)
-            if coarse:
-                self._coarse_pass(job, model_parts, model_pixels)
-            for part, image in self._model_tiles(job, model_parts):
+        for model, model_parts in by_model.items():
+            model_job = replace(job, model=model)
+            self._encode(model_job, model_parts)
+            if coarse[model]:
+                self._coarse_pass(model_job, model_parts, sum(pixels(p.rect) for p in model_parts))
+            for part, image in self._model_tiles(model_job, model_parts):
                 progress.done += pixels(part.rect)
                 progress.show()
-                self._finished(job, MODEL, part, image)
+                self._finished(model_job, model, part, image)
         if cancel():
             raise Cancelled()
         self.report(request.request_id, 1.0)
 
     def _key(self, effect: str, view: View, part, step: int) -> tuple:
-        return effect, view.zoom, step if effect == MODEL else 1, part.key
+        return effect, view.zoom, step if effect not in COST else 1, part.key
 
     def _serve_cached(self, request: RenderRequest, by_effect: dict, parts: list, step: int) -> dict[str, list]:
         """Deliver the tiles the cache has; -> the missing parts of each effect."""
@@ -157,7 +163,7 @@ class ViewPasses:
     def _encode(self, job: _Job, parts: list) -> None:
         """Encode the latent tiles the sharp pass of the view's missing area will read and
         the Latent lacks, telling the progress."""
-        latent = job.source.latent()
+        latent = job.source.latent(job.model)
         rect = bounding_rect(p.rect for p in parts)
         codes = codes_read(latent, global_region(rect, job.request.view.zoom), (rect[2] - rect[0], rect[3] - rect[1]))
         request_id = job.request.request_id
@@ -175,9 +181,9 @@ class ViewPasses:
         size = (max(1, -(-(rect[2] - rect[0]) // COARSE_FACTOR)), max(1, -(-(rect[3] - rect[1]) // COARSE_FACTOR)))
         weight = model_pixels / COARSE_FACTOR ** 2
         view = job.request.view
-        image = self._image(job, MODEL, global_region(rect, view.zoom), size, job.progress.part(weight))
+        image = self._image(job, job.model, global_region(rect, view.zoom), size, job.progress.part(weight))
         job.progress.done += weight
-        for kind in job.by_effect[MODEL]:
+        for kind in job.by_effect[job.model]:
             self.deliver(RenderPiece(job.request.request_id, kind, view, rect, image, coarse=True))
 
     def _model_tiles(self, job: _Job, parts: list) -> Iterator[tuple]:
@@ -209,7 +215,7 @@ class ViewPasses:
         lanes = min(render_workers(job.source.device), len(parts))
         if lanes <= 1:
             for part in parts:
-                yield part, self._image(job, MODEL, part.region, part.out_size, job.progress.part(pixels(part.rect)),
+                yield part, self._image(job, job.model, part.region, part.out_size, job.progress.part(pixels(part.rect)),
                                         origin=part.rect[:2])
             return
         threads = torch.get_num_threads()
@@ -217,7 +223,7 @@ class ViewPasses:
         def lane(part):
             if torch.get_num_threads() != threads:  # a pool thread: the render thread's intra-op threads
                 torch.set_num_threads(threads)
-            return self._image(job, MODEL, part.region, part.out_size, None, workers=1, origin=part.rect[:2])
+            return self._image(job, job.model, part.region, part.out_size, None, workers=1, origin=part.rect[:2])
 
         pool = ThreadPoolExecutor(lanes)
         try:
@@ -230,11 +236,11 @@ class ViewPasses:
     def _model_rgb(self, job: _Job, region, out_size, progress, workers=None, origin=(0, 0)) -> np.ndarray:
         """The model's pixels; with Faster Deep Zoom sampled on the view's global grid."""
         cell = (1 / job.request.view.zoom,) * 2
-        return render_sparse(job.source.latent(), region, out_size, job.step, origin, cancel=job.cancel,
+        return render_sparse(job.source.latent(job.model), region, out_size, job.step, origin, cancel=job.cancel,
                              progress=progress, cell_clip=job.source.cell_clip, cell=cell, workers=workers)
 
     def _image(self, job: _Job, effect: str, region, out_size, progress, workers=None, origin=(0, 0)):
-        if effect == MODEL:
+        if effect not in COST:
             rgb = self._model_rgb(job, region, out_size, progress, workers, origin)
         elif effect == BICUBIC:
             rgb = bicubic_region(job.source.image, region, out_size)
@@ -259,3 +265,4 @@ class _Job:
     by_effect: dict[str, list[str]]
     step: int                        # display pixels per decoded sample of the sharp tiles
     progress: _Progress
+    model: str = ""                  # the model whose tiles are being rendered

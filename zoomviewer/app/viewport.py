@@ -1,5 +1,6 @@
 """The state behind the zoomable canvases: `Viewport` (one shared View of one photo, the
-frames for the kinds on show, and the render requests) and `Frame`. No widgets, no torch.
+frames (frame.py) for the kinds on show, the chosen model, and the render requests). No
+widgets, no torch.
 
 Every input event updates the View and repaints in the same event from what is at hand:
 the last frame warped to the new view (QPainter transform), over the source smoothly
@@ -15,103 +16,12 @@ import math
 import time
 
 import numpy as np
-from PySide6.QtCore import QObject, QRect, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QImage, QPainter, QRegion, QTransform
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtGui import QImage
 
 from ..engine.geometry import View, zoom_limits
-from ..engine.resample import to_rgb8
-from .protocol import BICUBIC, MODEL, ModelInfo, RenderRequest
-from .qimages import rgb8_image
-
-GOOD_WARP = 3.0                  # a frame warped by up to x3 beats a 1/4-resolution coarse pass
-PYRAMID_STOP = 2048              # source_pyramid halves until the longer side is at most this
-STRIP_ROWS = 256                 # float -> 8-bit conversion in row strips: small temporaries
-
-
-def source_pyramid(rgb: np.ndarray, stop: int = PYRAMID_STOP) -> list[QImage]:
-    """What the canvases draw before any frame arrives: `rgb` (sRGB HxWx3, float in [0, 1]
-    or uint8) as an 8-bit QImage, then 2x2-averaged halvings while the longer side exceeds
-    `stop` (a fitted view of a big photo needs them at once). Safe on any thread, and done
-    in numpy, strip by strip, because numpy lets go of the GIL while it works: for a 100 MP
-    photo this takes seconds, and the window's loader thread must not hold up its GUI
-    thread meanwhile (QImage.scaled would, for half a second a halving)."""
-    h, w = rgb.shape[:2]
-    image, pixels = rgb8_image(w, h)
-    for y in range(0, h, STRIP_ROWS):
-        strip = rgb[y:y + STRIP_ROWS]
-        pixels[y:y + STRIP_ROWS] = strip if strip.dtype == np.uint8 else to_rgb8(strip)
-    levels = [image]
-    while max(pixels.shape[:2]) > stop and min(pixels.shape[:2]) >= 2:
-        half, half_pixels = rgb8_image(pixels.shape[1] // 2, pixels.shape[0] // 2)
-        for y in range(0, half_pixels.shape[0], STRIP_ROWS):
-            y1 = min(y + STRIP_ROWS, half_pixels.shape[0])
-            block = pixels[2 * y:2 * y1, :2 * half_pixels.shape[1]]
-            total = block[0::2, 0::2].astype(np.uint16)
-            total += block[1::2, 0::2]
-            total += block[0::2, 1::2]
-            total += block[1::2, 1::2]
-            total += 2                      # rounds the average of four to nearest
-            half_pixels[y:y1] = total >> 2
-        levels.append(half)
-        pixels = half_pixels
-    return levels
-
-
-def halved(image: QImage) -> QImage:
-    return image.scaled(image.width() // 2, image.height() // 2, Qt.AspectRatioMode.IgnoreAspectRatio,
-                        Qt.TransformationMode.SmoothTransformation)
-
-
-class Frame:
-    """The best picture for one view: an ARGB image in device pixels (transparent where
-    nothing has arrived), the region already sharp, and the region holding warped
-    content good enough that a coarse pass should not paint over it."""
-
-    def __init__(self, view: View) -> None:
-        self.view = view
-        self.zoom, self.origin = view.zoom, view.origin
-        self.image = QImage(max(1, view.screen_w), max(1, view.screen_h), QImage.Format.Format_ARGB32_Premultiplied)
-        self.image.fill(Qt.GlobalColor.transparent)
-        self.sharp = QRegion()
-        self.good = QRegion()
-
-    def matches(self, view: View) -> bool:
-        return (self.zoom, self.origin, self.image.width(), self.image.height()) == \
-            (view.zoom, view.origin, max(1, view.screen_w), max(1, view.screen_h))
-
-    def transform_to(self, view: View) -> QTransform:
-        """Frame pixels -> screen pixels of `view` (global pixels rescaled by the zoom ratio)."""
-        s = view.zoom / self.zoom
-        ox, oy = view.origin
-        return QTransform(s, 0, 0, s, self.origin[0] * s - ox, self.origin[1] * s - oy)
-
-    def warped_to(self, view: View) -> Frame:
-        """A new frame for `view` that starts from this one's content, moved and scaled."""
-        new = Frame(view)
-        t = self.transform_to(view)
-        p = QPainter(new.image)
-        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, t.m11() != 1)
-        p.setTransform(t)
-        p.drawImage(0, 0, self.image)
-        p.end()
-        if t.m11() <= GOOD_WARP:
-            new.good = t.map(self.sharp.united(self.good)).intersected(QRect(0, 0, view.screen_w, view.screen_h))
-        return new
-
-    def add(self, rect_global, image: QImage, coarse: bool) -> None:
-        x0, y0 = rect_global[0] - self.origin[0], rect_global[1] - self.origin[1]
-        rect = QRect(x0, y0, rect_global[2] - rect_global[0], rect_global[3] - rect_global[1])
-        p = QPainter(self.image)
-        p.setCompositionMode(QPainter.CompositionMode.CompositionMode_Source)
-        if coarse:
-            p.setClipRegion(QRegion(rect).subtracted(self.sharp).subtracted(self.good))
-            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-            p.drawImage(QRectF(rect), image)
-        else:
-            p.drawImage(x0, y0, image)
-            self.sharp = self.sharp.united(rect)
-        p.end()
-
+from .frame import Frame, halved, source_pyramid
+from .protocol import BICUBIC, MODEL, ModelInfo, RenderRequest, model_label
 
 class Viewport(QObject):
     """One photo, one shared View, the frames for the kinds shown, and the requests."""
@@ -144,7 +54,8 @@ class Viewport(QObject):
         self.cursor: tuple[float, float] | None = None   # the source point under the pointer
         self._pointer: tuple[float, float] | None = None
         self._encoding_since: tuple[int, float, float] | None = None   # request, when, fraction then
-        self.model_name: str | None = None      # None until the render thread says; "" for no model
+        self.model_name: str | None = None      # the chosen model; None until the render thread says; "" for none
+        self.model_choices: tuple[str, ...] = ()
         self.device_name = ""
         self.local_ensemble = True
         self.state = ""
@@ -327,7 +238,8 @@ class Viewport(QObject):
         if self._view is None:
             return
         self._request_id += 1
-        self._request = RenderRequest(self._request_id, self.image_id, self._view, self._kinds, self.sparse)
+        self._request = RenderRequest(self._request_id, self.image_id, self._view, self._kinds, self.sparse,
+                                      self.model_name or "")
         self._request_started = time.perf_counter()
         self._request_done = False
         self.renderer.request(self._request)
@@ -376,8 +288,24 @@ class Viewport(QObject):
             self._set_state(message)
 
     def _on_model_ready(self, info: ModelInfo) -> None:
-        self.model_name, self.device_name = info.name, info.device
+        self.model_choices, self.device_name = info.choices, info.device
         self.local_ensemble = info.local_ensemble
+        wanted = self.model_name if self.model_name in info.choices else info.name
+        self.model_name = None
+        self.set_model(wanted)
+
+    def set_model(self, name: str) -> None:
+        """Render the MODEL kind with model `name` (one of model_choices) from now on: the
+        view stays, the last model's frame stays on show until the new one's tiles come."""
+        if name == self.model_name:
+            return
+        self.model_name = name
+        frame = self.frames.get(MODEL)
+        if frame is not None:
+            self.frames[MODEL] = frame.warped_to(frame.view)   # same pixels, none of them sharp
+        if self._view is not None:
+            self._request_done = False
+            self._timer.start()
         self.model_changed.emit()
         self.changed.emit()
 
@@ -391,5 +319,7 @@ class Viewport(QObject):
             return "source, area-averaged (zoom ≤ 100 %)"
         if kind == BICUBIC or self.model_name == "":
             return "bicubic" + (" (no model loaded)" if kind == MODEL else "")
-        return f"model: {self.model_name}" if self.model_name else "model (loading)"
+        if kind != MODEL:
+            return f"model: {model_label(kind)}"
+        return f"model: {model_label(self.model_name)}" if self.model_name else "model (loading)"
 

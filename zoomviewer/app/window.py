@@ -1,10 +1,11 @@
-"""The main window: menus, shortcuts, compare layouts, Explain, export, recent files, drag
-and drop, the status bar. It is handed its render thread (launch.py makes one), so this
+"""The main window: menus, shortcuts, the Model menu (remembered), compare layouts (with
+bicubic or another model), Explain, export, recent files, drag and drop, the status bar. It is handed its render thread (launch.py makes one), so this
 module never loads torch; photos open on a PhotoLoader thread (photo_loader.py).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Signal
@@ -16,6 +17,7 @@ from ..engine.geometry import render_target
 from .compare import SIDE, SINGLE, SWIPE, CompareArea
 from .exportdialog import ExportDialog, ExportSession
 from .photo_loader import PhotoLoader, ScreenPhoto, for_screen
+from .protocol import BICUBIC, MODEL, model_label
 from .viewport import Viewport
 
 ORGANISATION = APPLICATION = "zoomviewer"
@@ -34,12 +36,15 @@ def zoom_text(zoom: float) -> str:
 class MainWindow(QMainWindow):
     open_finished = Signal(object, bool)     # path, whether it is now the photo on show
 
-    def __init__(self, renderer, parent: QWidget | None = None, photo_loader: PhotoLoader | None = None) -> None:
+    def __init__(self, renderer, parent: QWidget | None = None, photo_loader: PhotoLoader | None = None,
+                 prefer_remembered_model: bool = False) -> None:
         """`renderer`: a render thread not yet started (launch.new_window makes one for a
         model, a weights file, or None: the "model" pane then shows bicubic, and says so).
         The window starts it, and its `photo_loader` (default: a PhotoLoader), and stops
-        both when it closes."""
+        both when it closes. `prefer_remembered_model`: switch to the model chosen last
+        time (when nobody asked for one) once the render thread has said what there is."""
         super().__init__(parent)
+        self.prefer_remembered_model = prefer_remembered_model
         self.photo = None
         self.model_error = ""
         self.renderer = renderer
@@ -62,6 +67,7 @@ class MainWindow(QMainWindow):
         self.viewport.state_changed.connect(self.state_label.setText)
         self.renderer.model_ready.connect(self._model_ready)
         self.renderer.model_failed.connect(self._model_failed)
+        self.viewport.model_changed.connect(self._show_model)
         self.loader = photo_loader or PhotoLoader()
         self.loader.setParent(self)
         self.loader.loaded.connect(self._photo_loaded)
@@ -108,7 +114,8 @@ class MainWindow(QMainWindow):
             self.mode_actions[mode] = action
         self.mode_actions[SINGLE].setChecked(True)
         self._action(view, "&Cycle Compare Modes", self.compare.cycle_mode, "C")
-        self._action(view, "Toggle &A/B (model ↔ bicubic)", self.compare.toggle_ab, "B")
+        self.ab_action = self._action(view, "Toggle &A/B (model ↔ what it is compared with)", self._toggle_ab, "B")
+        self.compare_with_menu = view.addMenu("Compare &With")
         view.addSeparator()
         self.explain_action = self._action(view, "&Explain (latent grid and blend)", self.set_explain, "E",
                                            checkable=True)
@@ -122,6 +129,63 @@ class MainWindow(QMainWindow):
             self.sparse_action.setChecked(True)
             self.viewport.set_sparse(True)
         self.compare.mode_changed.connect(lambda m: self.mode_actions[m].setChecked(True))
+        self.compare.mode_changed.connect(lambda _: self._show_model())
+        self.model_menu = self.menuBar().addMenu("&Model")
+        self.model_actions: dict[str, QAction] = {}
+        self.compare_actions: dict[str, QAction] = {}
+
+    # -- models ----------------------------------------------------------------------------
+    def _build_model_menus(self, choices: tuple[str, ...]) -> None:
+        """The Model menu (one of `choices`) and View > Compare With (bicubic or a model)."""
+        self.model_menu.clear()
+        self.compare_with_menu.clear()
+        models, others = QActionGroup(self), QActionGroup(self)
+        self.model_actions = {}
+        for i, name in enumerate(choices):
+            action = self._action(self.model_menu, model_label(name), lambda _=False, n=name: self.choose_model(n),
+                                  f"Ctrl+Shift+{i + 1}" if i < 9 else None, checkable=True)
+            models.addAction(action)
+            self.model_actions[name] = action
+        self.compare_actions = {}
+        for kind in (BICUBIC,) + tuple(choices):
+            action = self._action(self.compare_with_menu, model_label(kind),
+                                  lambda _=False, k=kind: self.compare_with(k), checkable=True)
+            others.addAction(action)
+            self.compare_actions[kind] = action
+        if self.compare.other in self.compare_actions:
+            self.compare_actions[self.compare.other].setChecked(True)
+        self.model_menu.setEnabled(bool(choices))
+
+    def choose_model(self, name: str) -> None:
+        """Render with model `name` from now on (the view stays); remembered for next time."""
+        self.viewport.set_model(name)
+        app_settings().setValue("model", name)
+
+    def compare_with(self, kind: str) -> None:
+        """What the side-by-side and swipe modes compare the chosen model with."""
+        self.compare.set_other(kind)
+        if kind in self.compare_actions:
+            self.compare_actions[kind].setChecked(True)
+        self._show_model()
+
+    def _toggle_ab(self) -> None:
+        self.compare.toggle_ab()
+        self._show_model()
+
+    def _show_model(self) -> None:
+        """The status bar names what the main pane shows; the Model menu ticks the choice."""
+        vp = self.viewport
+        if vp.model_name in self.model_actions:
+            self.model_actions[vp.model_name].setChecked(True)
+        if vp.model_name is None:
+            return
+        shown = self.compare.left.kind
+        name = vp.model_name if shown == MODEL else shown
+        if not name or name == BICUBIC:
+            text = "bicubic" + ("" if name == BICUBIC else " (no model)")
+        else:
+            text = model_label(name)
+        self.device_label.setText(f"{text} on {vp.device_name}")
 
     def set_sparse(self, on: bool) -> None:
         self.viewport.set_sparse(on)
@@ -261,7 +325,8 @@ class MainWindow(QMainWindow):
         dialog = ExportDialog(region, size, (w, h), self.photo.path, self)
         if dialog.exec() != ExportDialog.DialogCode.Accepted:
             return
-        session = ExportSession(self.renderer, dialog.job(self.photo), self, self.show_error)
+        job = replace(dialog.job(self.photo), model=self.viewport.model_name or "")
+        session = ExportSession(self.renderer, job, self, self.show_error)
         session.ended.connect(lambda message: message and self.statusBar().showMessage(message, 5000))
         session.start()
 
@@ -274,7 +339,11 @@ class MainWindow(QMainWindow):
             self.cursor_label.setText(f"x {point[0]:.1f}  y {point[1]:.1f}")
 
     def _model_ready(self, info) -> None:
-        self.device_label.setText(f"{info.name} on {info.device}" if info.name else f"no model · {info.device}")
+        self._build_model_menus(info.choices)
+        remembered = str(app_settings().value("model", "") or "")
+        if self.prefer_remembered_model and remembered in info.choices:
+            self.viewport.set_model(remembered)
+        self._show_model()
 
     def _model_failed(self, message: str) -> None:
         self.model_error = message

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-MODEL_FILES = {"fast": "fast.pt", "liif": "liif.pt"}
+MODEL_FILES = {"fast": "fast.pt", "liif": "liif.pt", "restore": "restore.pt"}
 DEFAULT_MODEL = "fast"
 
 
@@ -26,7 +26,7 @@ def sample_photo() -> Path:
 
 
 def shipped_weights(kind: str = DEFAULT_MODEL) -> Path | None:
-    """The shipped weights file for 'fast' or 'liif', or None when not installed."""
+    """The shipped weights file of model `kind` (fast, liif, restore), or None when not installed."""
     if kind not in MODEL_FILES:
         raise ValueError(f"unknown model {kind!r} (choose {' or '.join(MODEL_FILES)})")
     p = resource_dir() / MODEL_FILES[kind]

@@ -24,6 +24,7 @@ from PIL import Image
 
 from ..engine.formats import is_photo_name
 from ..engine.resample import imresize
+from .degrade import degrade_protocol
 
 # ITU-R BT.601 luma of a [0, 1] RGB difference, as in the reference code (the 16 offset
 # cancels in a difference).
@@ -75,15 +76,19 @@ def read_hr(path: Path) -> np.ndarray:
         raise ValueError(f"{path} is not a readable image ({exc})") from None
 
 
-def make_pair(hr: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+def make_pair(hr: np.ndarray, scale: float, degrade: str | None = None,
+              index: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(HR, LR) as float64 in [0, 1] for one scale: HR cropped at the top left so its
-    size is the LR size times the scale, LR its MATLAB bicubic downscale to uint8."""
+    size is the LR size times the scale, LR its MATLAB bicubic downscale to uint8, then
+    degraded by the protocol `degrade` (degrade.PROTOCOLS) drawn for image `index`."""
     lr_h = int(math.floor(hr.shape[0] / scale + 1e-9))
     lr_w = int(math.floor(hr.shape[1] / scale + 1e-9))
     if lr_h < 1 or lr_w < 1:
         raise ValueError(f"a {hr.shape[1]}x{hr.shape[0]} image is too small for scale x{scale:g}")
     hr = hr[: int(round(lr_h * scale)), : int(round(lr_w * scale))]
     lr = imresize(hr, out_shape=(lr_h, lr_w))  # uint8 in, uint8 out, as MATLAB
+    if degrade:
+        lr = degrade_protocol(degrade, lr, index, scale)
     return hr / 255.0, lr / 255.0
 
 
@@ -103,16 +108,16 @@ def predict(model, lr: np.ndarray, hr_size: tuple[int, int], device=None) -> np.
 
 
 def evaluate_model(model, data_dir: str | os.PathLike, scales: list[float], *, device=None,
-                   max_images: int | None = None, rgb: bool = False,
+                   max_images: int | None = None, rgb: bool = False, degrade: str | None = None,
                    log: Callable[[str], None] | None = None) -> dict[float, float]:
     """Mean PSNR (dB) per scale of `model` (None: bicubic) over the images of `data_dir`
-    (the first `max_images` by name if given)."""
+    (the first `max_images` by name if given), their LR degraded by protocol `degrade`."""
     files = list_images(data_dir)[:max_images]
     sums = {float(s): 0.0 for s in scales}
-    for path in files:
+    for index, path in enumerate(files):
         hr_full = read_hr(path)
         for scale in sums:
-            hr, lr = make_pair(hr_full, scale)
+            hr, lr = make_pair(hr_full, scale, degrade, index)
             pred = predict(model, lr, (hr.shape[1], hr.shape[0]), device)
             value = psnr(pred, hr, scale, rgb)
             sums[scale] += value
@@ -122,7 +127,7 @@ def evaluate_model(model, data_dir: str | os.PathLike, scales: list[float], *, d
 
 
 def evaluate(data_dirs: list[str], scales: list[float], models: dict[str, object], *, device=None,
-             max_images: int | None = None, rgb: bool = False,
+             max_images: int | None = None, rgb: bool = False, degrade: str | None = None,
              log: Callable[[str], None] | None = None) -> dict[str, dict[str, dict[float, float]]]:
     """{set name: {row name: {scale: mean PSNR}}} for every folder in `data_dirs`, with a
     "bicubic" row first and one row per entry of `models` (a None model is bicubic)."""
@@ -138,7 +143,8 @@ def evaluate(data_dirs: list[str], scales: list[float], models: dict[str, object
             if log is not None:
                 log(f"{set_name}: {row}")
             results[set_name][row] = evaluate_model(model, data_dir, scales, device=device,
-                                                    max_images=max_images, rgb=rgb, log=log)
+                                                    max_images=max_images, rgb=rgb, degrade=degrade,
+                                                    log=log)
     return results
 
 

@@ -20,6 +20,7 @@ from PIL import Image
 
 from ..engine.formats import is_photo_name
 from ..engine.model import load_weights, new_model, save_weights
+from .degrade import TRAINING_CHAIN, degrade_for_training
 from .precision import precision_name, training_precision
 
 DEFAULT_ENCODER = "edsr-baseline"
@@ -66,8 +67,9 @@ class PatchSampler:
     """Draws training batches following the paper's recipe."""
 
     def __init__(self, images: list[np.ndarray], lr_size: int = 48, n_targets: int = 2304,
-                 scale_max: float = 4.0, seed: int = 0) -> None:
+                 scale_max: float = 4.0, seed: int = 0, degrade: bool = False) -> None:
         self.images = images
+        self.degrade = degrade
         self.lr_size = lr_size
         self.n_targets = n_targets
         self.scale_max = scale_max
@@ -96,7 +98,10 @@ class PatchSampler:
             s = self.rng.uniform(1.0, self.scale_max)
             size = min(round(n * s), min(im.shape[:2]))
             hr = self._crop(im, size)
-            lr = np.asarray(Image.fromarray(hr).resize((n, n), Image.BICUBIC))
+            if self.degrade:
+                lr = degrade_for_training(hr, n, self.rng)
+            else:
+                lr = np.asarray(Image.fromarray(hr).resize((n, n), Image.BICUBIC))
             if self.rng.random() < 0.5:
                 hr, lr = hr[:, ::-1], lr[:, ::-1]
             if self.rng.random() < 0.5:
@@ -126,7 +131,7 @@ def train(data: list[str], kind: str, out: str, iters: int, batch: int = 16, lr:
           eval_every: int = 0, eval_data: str | None = None, log: str | None = None,
           seed: int = 0, lr_size: int = 48, snapshot_every: int = 0, bf16: bool | None = None,
           encoder_from: str | None = None, freeze_encoder: bool = False,
-          config: dict | None = None) -> None:
+          config: dict | None = None, init_from: str | None = None, degrade: bool = False) -> None:
     """Train a `kind` model ('fast' or 'liif') into `out` up to `iters` iterations in all,
     resuming `out` (and its optimiser state, `out`.state) if it exists.
 
@@ -134,13 +139,16 @@ def train(data: list[str], kind: str, out: str, iters: int, batch: int = 16, lr:
     `residual`), e.g. {"encoder_args": {"n_resblocks": 1, "n_feats": 8}}; not used when
     resuming. `bf16`: None picks bf16 autocast for the encoder where the CPU computes bf16
     natively, True or False forces it; the choice and its reason go into the recipe.
+    `init_from`: a new model starts as a copy of these weights (all of it). `degrade`: the
+    LR side of every patch goes through degrade.TRAINING_CHAIN (the restore model), and
+    evaluation during training uses the "scan" protocol.
     """
     if threads:
         torch.set_num_threads(threads)
     out_p = Path(out)
     state_p = out_p.with_suffix(out_p.suffix + ".state")
     wanted = {"kind": kind, "encoder": DEFAULT_ENCODER, "residual": residual, **(config or {})}
-    model, config, meta, start = _start_model(out_p, wanted, encoder_from)
+    model, config, meta, start = _start_model(out_p, wanted, encoder_from, init_from)
     model.train()
     # a new decoder on a trained encoder is first fitted with the encoder frozen: trained
     # jointly from the start, its random gradients disturb the encoder and kill render units
@@ -148,13 +156,15 @@ def train(data: list[str], kind: str, out: str, iters: int, batch: int = 16, lr:
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     _resume_optimizer(opt, state_p, start)
     images = load_training_images(data, min_side=lr_size)
-    sampler = PatchSampler(images, lr_size=lr_size, seed=seed + start)
+    sampler = PatchSampler(images, lr_size=lr_size, seed=seed + start, degrade=degrade)
     dtype, why = training_precision("cpu", bf16)
     precision = f"{precision_name(dtype)} encoder ({why})"
     meta["training_data"] = list(dict.fromkeys(meta.get("training_data", []) + [str(d) for d in data]))
     meta["recipe"] = (f"LIIF recipe: scale U(1,4), {lr_size}px LR patches, batch {batch}, 2304 targets, "
                       f"flips+transpose, L1, Adam lr {lr} cosine over {iters} its, residual={config.get('residual')}"
                       f", {precision}{', encoder frozen' if freeze_encoder else ''}")
+    if degrade:
+        meta["degradation"] = TRAINING_CHAIN
     print(f"training {config['kind']} on {len(images)} images from {start} to {iters} iterations, "
           f"{precision}", file=sys.stderr)
 
@@ -184,7 +194,7 @@ def train(data: list[str], kind: str, out: str, iters: int, batch: int = 16, lr:
                 logf.flush()
                 loss_acc, n_acc = 0.0, 0
             if eval_every and eval_data and it % eval_every == 0:
-                _evaluate_now(model, eval_data, it, meta, logf)
+                _evaluate_now(model, eval_data, it, meta, logf, "scan" if degrade else None)
             if snapshot_every and it % snapshot_every == 0:
                 meta["iterations"] = it
                 save_weights(out_p.with_name(f"{out_p.stem}.it{it}{out_p.suffix}"), model, config, meta)
@@ -197,15 +207,22 @@ def train(data: list[str], kind: str, out: str, iters: int, batch: int = 16, lr:
     print(file=sys.stderr)
 
 
-def _start_model(out_p: Path, wanted: dict, encoder_from: str | None) -> tuple[torch.nn.Module, dict, dict, int]:
-    """(model, config, meta, iterations done): `out_p` resumed if it exists, else a new
-    model of config `wanted`, with the encoder of `encoder_from` if given."""
+def _start_model(out_p: Path, wanted: dict, encoder_from: str | None,
+                 init_from: str | None = None) -> tuple[torch.nn.Module, dict, dict, int]:
+    """(model, config, meta, iterations done): `out_p` resumed if it exists, else a copy
+    of `init_from`, else a new model of config `wanted`, with the encoder of
+    `encoder_from` if given."""
     if out_p.exists():
         model, config, meta = load_weights(out_p)
         model.config, model.meta = config, meta
-        if encoder_from:
-            print(f"{out_p} exists: resuming it, --encoder-from is not used", file=sys.stderr)
+        if encoder_from or init_from:
+            print(f"{out_p} exists: resuming it, --encoder-from/--init-from are not used", file=sys.stderr)
         return model, config, meta, int(meta.get("iterations", 0))
+    if init_from:
+        model, config, donor_meta = load_weights(init_from)
+        meta = {"init_from": f"{Path(init_from).name} ({donor_meta.get('iterations', '?')} iterations)",
+                "training_data": donor_meta.get("training_data", [])}
+        return model, config, meta, 0
     model, meta = new_model(wanted), {}
     if encoder_from:
         donor = load_weights(encoder_from)[0]
@@ -245,15 +262,17 @@ def _step(model, opt: torch.optim.Optimizer, sample, dtype: torch.dtype) -> floa
     return loss.item()
 
 
-def _evaluate_now(model, eval_data: str, it: int, meta: dict, logf) -> None:
-    """PSNR x4 on `eval_data`, added to the weights' curve and the log."""
+def _evaluate_now(model, eval_data: str, it: int, meta: dict, logf, degrade: str | None) -> None:
+    """PSNR x4 on `eval_data` (its LR degraded by protocol `degrade`), added to the
+    weights' curve and the log."""
     from .evaluate import evaluate_model
 
     model.eval()
     with torch.no_grad():
-        res = evaluate_model(model, eval_data, [4])
+        res = evaluate_model(model, eval_data, [4], degrade=degrade)
     model.train()
-    meta.setdefault("curve", []).append({"it": it, "set14_x4": round(res[4], 3)})
+    key = f"{Path(eval_data).name.lower()}_x4" + (f"_{degrade}" if degrade else "")
+    meta.setdefault("curve", []).append({"it": it, key: round(res[4], 3)})
     logf.write(json.dumps({"it": it, "eval_x4": res[4], "time": time.time()}) + "\n")
     logf.flush()
     print(f"\n{model.config['kind']} it {it}: PSNR x4 {res[4]:.3f} dB", file=sys.stderr)
