@@ -29,12 +29,12 @@ LEVELS = {
         {"export"},
     ],
     "app": [
-        {"protocol", "qimages", "tile_cache", "frame"},
+        {"protocol", "qimages", "tile_cache", "frame", "settings", "folder", "clipboard", "display_check"},
         {"view_passes", "exports"},
         {"render_thread"},
         {"viewport"},
         {"photo_loader", "canvas"},
-        {"compare", "exportdialog"},
+        {"compare", "exportdialog", "model_menu", "help", "zoombox"},
         {"window"},
         {"launch"},
     ],
@@ -42,8 +42,8 @@ LEVELS = {
 }
 ROOMS = ["engine", "app", "lab", "cli"]
 # The widgets and what the GUI thread runs: none of them may load torch, even indirectly.
-TORCH_FREE = {"zoomviewer.app." + m for m in ("protocol", "qimages", "tile_cache", "frame", "viewport", "photo_loader",
-                                             "canvas", "compare", "exportdialog", "window")}
+TORCH_FREE = {"zoomviewer.app." + m for m in ("protocol", "qimages", "tile_cache", "frame", "settings", "folder", "clipboard", "viewport", "photo_loader",
+                                             "canvas", "compare", "exportdialog", "model_menu", "help", "zoombox", "window")}
 NUMPY_ONLY = {"zoomviewer.engine.geometry", "zoomviewer.engine.explain", "zoomviewer.engine.ensemble"}
 
 

@@ -14,7 +14,8 @@ from zoomviewer.app.compare import SIDE, SWIPE
 from zoomviewer.app.photo_loader import PhotoLoader
 from zoomviewer.app.protocol import BICUBIC, MODEL
 from zoomviewer.app.render_thread import RenderThread
-from zoomviewer.app.window import MainWindow, app_settings
+from zoomviewer.app.settings import app_settings
+from zoomviewer.app.window import MainWindow
 from zoomviewer.engine import images
 from zoomviewer.engine.render import Latent, render_region
 from zoomviewer.engine.resample import bicubic_region

@@ -179,7 +179,7 @@ def test_dropping_a_file_on_the_window_opens_it(qtbot, tiny_model, photo_file):
 
 
 def test_settings_never_touch_the_users_folder(_settings_in_temp_dir):
-    from zoomviewer.app.window import app_settings
+    from zoomviewer.app.settings import app_settings
 
     assert app_settings().fileName().startswith(str(_settings_in_temp_dir))
 

@@ -10,7 +10,7 @@ best frame warped to the current view, then overlays (Explain, labels, the swipe
 from __future__ import annotations
 
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QPainter, QPen
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
 from ..engine.explain import code_weights, ensemble_members, grid_lines
@@ -23,6 +23,11 @@ PIXEL_DELTA_OCTAVES = 1 / 300    # trackpads: 300 px of scrolling per doubling
 KEY_ZOOM = 2 ** 0.5
 KEY_PAN_FRACTION = 0.1           # arrows move the picture by a tenth of the screen
 DIVIDER_GRAB = 8                 # logical pixels either side of the swipe divider that grab it
+# What the canvas does without a menu action (the Help menu's shortcut list adds these to
+# the actions' own shortcuts; keep them next to the handlers below)
+POINTER_AND_KEYS = (("Arrow keys", "pan by a tenth of the view"), ("Wheel / trackpad", "zoom about the pointer"),
+                    ("Drag", "pan"), ("Double-click", "zoom in ×2 about the pointer"),
+                    ("Drag the divider", "move the swipe divider"))
 CODE_COLOURS = [QColor(255, 80, 80), QColor(80, 220, 80), QColor(90, 150, 255), QColor(255, 210, 60)]
 
 
@@ -183,6 +188,19 @@ class ZoomCanvas(QWidget):
             self._paint_label(p, self.viewport.kind_label(self.other_kind), left=False)
         else:
             self._paint_label(p, self.viewport.kind_label(self.kind), left=True)
+
+    def picture(self) -> QImage | None:
+        """What this canvas shows of its kind, at device resolution, without overlays or
+        labels (Copy View); None before a photo is shown."""
+        if self.viewport.view is None:
+            return None
+        w, h = self.device_size()
+        image = QImage(w, h, QImage.Format.Format_RGB32)
+        image.fill(BACKGROUND)
+        p = QPainter(image)
+        self._paint_kind(p, self.kind)
+        p.end()
+        return image
 
     def _paint_kind(self, p: QPainter, kind: str) -> None:
         vp, view = self.viewport, self.viewport.view

@@ -1,18 +1,23 @@
 """The export dialog (current view or whole photo; scale, or width x height with the aspect
-locked; PNG 8/16-bit, TIFF 8/16-bit, JPEG with quality) and the session that runs the
-export on the render thread with a progress dialog and Cancel."""
+locked; PNG 8/16-bit, TIFF 8/16-bit, JPEG with quality; the file name follows the scale
+until the person types one; format, scale and folder remembered; a target that cannot be
+written is said in the dialog, which stays open) and the session that runs the export on
+the render thread with a progress dialog and Cancel."""
 
 from __future__ import annotations
+
+import os
 
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox,
-                               QFileDialog, QFormLayout, QHBoxLayout, QLineEdit, QProgressDialog, QPushButton,
-                               QRadioButton, QSpinBox, QVBoxLayout, QWidget)
+                               QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QProgressDialog,
+                               QPushButton, QRadioButton, QSpinBox, QVBoxLayout, QWidget)
 
 from ..engine import formats
 from .protocol import ExportJob
+from .settings import app_settings
 
 # label -> (format, bits, file suffix), one entry per depth of each format we write:
 # "PNG, 8-bit", "PNG, 16-bit", ..., "JPEG"
@@ -31,7 +36,11 @@ class ExportDialog(QDialog):
         self._choices = {"view": (tuple(view_region), tuple(view_size), 1.0),
                          "photo": ((0.0, 0.0, float(photo_size[0]), float(photo_size[1])), tuple(photo_size), 2.0)}
         self._photo_path = Path(photo_path) if photo_path else Path.home() / "photo.png"
+        remembered = app_settings()
+        folder = str(remembered.value("export/folder", "") or "")
+        self._folder = Path(folder) if folder and Path(folder).is_dir() else self._photo_path.parent
         self._syncing = False
+        self._suggested = ""          # the last name we suggested: while the field holds it, it follows
 
         self.view_button = QRadioButton("Current view")
         self.photo_button = QRadioButton("Whole photo")
@@ -71,8 +80,13 @@ class ExportDialog(QDialog):
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
+        self.problem = QLabel()
+        self.problem.setWordWrap(True)
+        self.problem.setStyleSheet("color: #d04040")
+        self.problem.hide()
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addWidget(self.problem)
         layout.addWidget(buttons)
 
         group.buttonToggled.connect(lambda *_: self._choice_changed())
@@ -81,7 +95,16 @@ class ExportDialog(QDialog):
         self.height_box.valueChanged.connect(lambda _: self._side_changed(1))
         self.format.currentTextChanged.connect(self._format_changed)
         browse.clicked.connect(self._browse)
+        label = str(remembered.value("export/format", "") or "")
+        if label in FORMATS:
+            self.format.setCurrentText(label)
         self._choice_changed()
+        scale = remembered.value("export/scale", None)
+        if scale is not None and self.photo_button.isChecked():
+            try:
+                self.scale.setValue(float(scale))
+            except (TypeError, ValueError):
+                pass
         self._format_changed(self.format.currentText())
 
     # -- keeping the fields consistent ---------------------------------------------------
@@ -99,6 +122,7 @@ class ExportDialog(QDialog):
             return
         _, (bw, bh), _ = self._choice()
         self._set_sides(round(bw * scale), round(bh * scale))
+        self._follow()
 
     def _side_changed(self, axis: int) -> None:
         if self._syncing:
@@ -114,6 +138,7 @@ class ExportDialog(QDialog):
         self._syncing = True
         self.scale.setValue(w / bw)
         self._syncing = False
+        self._follow()
 
     def _set_sides(self, w: int, h: int) -> None:
         self._syncing = True
@@ -127,12 +152,22 @@ class ExportDialog(QDialog):
         text = self.path.text().strip()
         # a name that already has one of the format's suffixes (.tiff, .jpeg) keeps it
         if text and formats.write_format(text) != fmt:
+            following = text == self._suggested
             self.path.setText(str(Path(text).with_suffix(suffix)))
+            if following:
+                self._suggested = self.path.text()
+
+    def _follow(self) -> None:
+        """A new scale or size renames the file, unless the person typed a name."""
+        if self.path.text() == self._suggested:
+            self._suggest_path()
 
     def _suggest_path(self) -> None:
         suffix = FORMATS[self.format.currentText()][2]
-        tag = "view" if self.view_button.isChecked() else f"x{self.scale.value():g}"
-        self.path.setText(str(self._photo_path.with_name(f"{self._photo_path.stem}-{tag}{suffix}")))
+        what = "view-" if self.view_button.isChecked() else ""
+        tag = f"{what}x{self.scale.value():g}"
+        self._suggested = str(self._folder / f"{self._photo_path.stem}-{tag}{suffix}")
+        self.path.setText(self._suggested)
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export to", self.path.text(),
@@ -141,6 +176,36 @@ class ExportDialog(QDialog):
             self.path.setText(path)
 
     # -- the answer ----------------------------------------------------------------------
+    def problem_with_target(self) -> str:
+        """One sentence on why the file cannot be written there, or ""."""
+        text = self.path.text().strip()
+        if not text:
+            return "Choose a file to export to."
+        target = Path(text).expanduser()
+        if target.is_dir():
+            return f"{target} is a folder: add a file name."
+        if not target.parent.is_dir():
+            return f"The folder {target.parent} does not exist."
+        if not os.access(target.parent, os.W_OK):
+            return f"The folder {target.parent} cannot be written to."
+        if formats.write_format(target) is None and not target.suffix == "":
+            return f"{target.suffix} is not a format this viewer writes (PNG, TIFF or JPEG)."
+        return ""
+
+    def accept(self) -> None:
+        """Close only with a target that can be written; otherwise say why and stay open."""
+        problem = self.problem_with_target()
+        if problem:
+            self.problem.setText(problem)
+            self.problem.show()
+            return
+        settings = app_settings()
+        settings.setValue("export/format", self.format.currentText())
+        settings.setValue("export/folder", str(Path(self.path.text().strip()).expanduser().parent))
+        if self.photo_button.isChecked():
+            settings.setValue("export/scale", self.scale.value())
+        super().accept()
+
     def job(self, photo) -> ExportJob:
         region, _, _ = self._choice()
         fmt, bits, _ = FORMATS[self.format.currentText()]

@@ -16,9 +16,11 @@ from PySide6.QtWidgets import QApplication
 from ..engine import images
 from ..engine.bundled import MODEL_FILES
 from .compare import MODES
+from .display_check import display_problem
 from .protocol import BICUBIC
 from .render_thread import RenderThread
-from .window import APPLICATION, ORGANISATION, MainWindow
+from .settings import APPLICATION, ORGANISATION
+from .window import MainWindow
 
 SCRIPTED_TIMEOUT_S = 900
 
@@ -55,6 +57,9 @@ def run_view(photo_path, model_or_weights, zoom: float | None = None, center: tu
     modes; `remembered_model`: without a screenshot, switch to the model chosen last time."""
     if compare not in (None, *MODES):
         return _fail(f"unknown compare mode {compare!r} (use {' or '.join(MODES)})")
+    problem = display_problem(scripted=screenshot is not None)
+    if problem:
+        return _fail(problem)
     app = application()
     try:
         photo = images.load(photo_path)

@@ -52,7 +52,9 @@ class PhotoLoader(QThread):
     """Decodes photos off the GUI thread, so that opening a 100 MP photo never freezes the
     window. One at a time, newest request wins: a request made while another is being
     decoded waits for it (a decode cannot be interrupted, and two at once would need twice
-    the memory), and a result that is no longer wanted is dropped without being sent."""
+    the memory), and a result that is no longer wanted is dropped without being sent.
+    `preload(path)` decodes a photo likely to be opened next (the next in the folder) when
+    there is nothing else to do, and keeps that one ready, so opening it is instant."""
 
     loaded = Signal(int, object)     # ticket, ScreenPhoto
     failed = Signal(int, str)        # ticket, one sentence
@@ -64,12 +66,29 @@ class PhotoLoader(QThread):
         self._load = load
         self._cond = threading.Condition()
         self._pending: tuple[int, Path] | None = None
+        self._preload: Path | None = None
+        self._kept: tuple[Path, float, ScreenPhoto] | None = None   # a preloaded photo: path, mtime
         self._stopping = False
 
     def open(self, ticket: int, path: Path) -> None:
         with self._cond:
             self._pending = (ticket, Path(path))
             self._cond.notify()
+
+    def preload(self, path: Path | None) -> None:
+        """Decode `path` ahead, in idle time, keeping it for an open of the same file
+        (None: keep nothing)."""
+        with self._cond:
+            self._preload = Path(path) if path is not None else None
+            if self._kept is not None and self._kept[0] != self._preload:
+                self._kept = None
+            self._cond.notify()
+
+    @property
+    def preloaded(self) -> Path | None:
+        """The photo kept ready by preload, if any."""
+        with self._cond:
+            return self._kept[0] if self._kept is not None else None
 
     def stop(self) -> None:
         """End the thread (waits for a decode in progress)."""
@@ -85,16 +104,47 @@ class PhotoLoader(QThread):
     def run(self) -> None:
         while True:
             with self._cond:
-                while not (self._stopping or self._pending):
+                while not (self._stopping or self._pending or self._preload):
                     self._cond.wait()
                 if self._stopping:
                     return
-                (ticket, path), self._pending = self._pending, None
-            self._open(ticket, path)
+                opening, self._pending = self._pending, None
+                ahead = None
+                if opening is None:
+                    ahead, self._preload = self._preload, None
+            if opening is not None:
+                self._open(*opening)
+            else:
+                self._read_ahead(ahead)
+
+    def _take_kept(self, path: Path) -> ScreenPhoto | None:
+        """The preloaded photo if it is `path` and the file has not changed since."""
+        with self._cond:
+            kept, self._kept = self._kept, None
+        if kept is None or kept[0] != path:
+            return None
+        try:
+            return kept[2] if path.stat().st_mtime == kept[1] else None
+        except OSError:
+            return None
+
+    def _read_ahead(self, path: Path) -> None:
+        try:
+            mtime = path.stat().st_mtime
+            ready = for_screen(self._load(path))
+        except Exception:   # it will be reported if and when the person opens it
+            return
+        with self._cond:
+            if self._preload in (None, path):   # nobody asked for another one meanwhile
+                self._kept = (path, mtime, ready)
 
     def _open(self, ticket: int, path: Path) -> None:
         # A method of its own so that nothing here outlives it: a photo the GUI did not
         # take is freed at once, not kept until the next open.
+        kept = self._take_kept(path)
+        if kept is not None:
+            self.loaded.emit(ticket, kept)
+            return
         try:
             photo = self._load(path)
             if self._superseded():

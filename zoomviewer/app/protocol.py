@@ -68,3 +68,4 @@ class ModelInfo:
     device: str
     local_ensemble: bool = True
     choices: tuple[str, ...] = ()
+    about: tuple[str, ...] = ()      # lines for Help > About: the model's training, PyTorch's version

@@ -31,7 +31,7 @@ from ..engine.model import load_weights, pick_device
 from ..engine.model.native import fast_kernel
 from ..engine.render import Cancelled, Latent
 from .exports import CANCELLED, FINISHED, run_export
-from .protocol import BICUBIC, MODEL, ExportJob, ModelInfo, RenderRequest
+from .protocol import BICUBIC, MODEL, ExportJob, ModelInfo, RenderRequest, model_label
 from .qimages import qimage_from_rgb8
 from .tile_cache import TileCache
 from .view_passes import Source, ViewPasses
@@ -56,6 +56,23 @@ def load_shipped(name: str):
     if path is None:
         raise ValueError(f"the {name} model is not installed")
     return load_weights(path)[0]
+
+
+def about_model(model, name: str) -> tuple[str, ...]:
+    """Help > About's lines on the first model (from its weights' meta) and PyTorch."""
+    lines = []
+    if model is not None:
+        meta = getattr(model, "meta", None) or {}
+        text = f"Model: {model_label(name)}"
+        if meta.get("iterations") is not None:
+            text += f", {meta['iterations']:,} training iterations"
+        if meta.get("training_data"):
+            text += " on " + "; ".join(str(d) for d in meta["training_data"])
+        lines.append(text + ".")
+        if meta.get("degradation"):
+            lines.append(f"Trained on degraded inputs: {meta['degradation']}.")
+    lines.append(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads for rendering.")
+    return tuple(lines)
 
 
 def installed_models() -> tuple[str, ...]:
@@ -216,7 +233,7 @@ class RenderThread(QThread):
         choices = self._choices if self._choices is not None else (installed_models() if model is not None else ())
         choices = tuple(dict.fromkeys(((name,) if name else ()) + tuple(choices)))
         self.model_info = ModelInfo(name, describe_device(self.device), bool(getattr(model, "local_ensemble", True)),
-                                    choices)
+                                    choices, about_model(model, name))
         self.model_ready.emit(self.model_info)
 
     def _take_image(self) -> None:

@@ -51,6 +51,7 @@ class Viewport(QObject):
         self._request_done = True
         self._request_id = 0
         self._placement: tuple[float | None, tuple[float, float] | None] | None = None
+        self.fitted = False                     # the view is "fit", and stays so as the window resizes
         self.cursor: tuple[float, float] | None = None   # the source point under the pointer
         self._pointer: tuple[float, float] | None = None
         self._encoding_since: tuple[int, float, float] | None = None   # request, when, fraction then
@@ -125,7 +126,7 @@ class Viewport(QObject):
         if (w, h) == self._screen or w <= 0 or h <= 0:
             return
         self._screen = (w, h)
-        if self._view is None:
+        if self._view is None or self.fitted:
             self._apply_placement()
         else:
             self.set_view(self._view.resized(w, h))
@@ -141,17 +142,21 @@ class Viewport(QObject):
             return
         w, h = self.image_size
         view = View.fit(w, h, *self._screen)
+        fitted = True
         if self._placement is not None:
             zoom, center = self._placement
             self._placement = None
             lo, hi = self.limits()
             view = View(*(center or (w / 2, h / 2)), min(max(zoom or view.zoom, lo), hi), *self._screen)
-        self.set_view(view)
+            fitted = zoom is None and center is None
+        self.set_view(view, fitted)
 
-    def set_view(self, view: View) -> None:
-        """Make `view` current (kept over the photo, snapped), repaint now, render soon."""
+    def set_view(self, view: View, fitted: bool = False) -> None:
+        """Make `view` current (kept over the photo, snapped), repaint now, render soon.
+        `fitted`: it is the fitted view, to be kept fitted when the screen size changes."""
         if self.pixels is None:
             return
+        self.fitted = fitted
         view = view.clamped(*self.image_size).snapped()
         if view == self._view:
             return
@@ -163,6 +168,13 @@ class Viewport(QObject):
         if self.state.startswith("sharp in"):   # that was the last view's; this one is not sharp yet
             self._set_state("")
         self._timer.start()
+
+    def zoom_to(self, zoom: float) -> None:
+        """This zoom (clamped to the limits) about the centre of the view."""
+        if self._view is not None:
+            lo, hi = self.limits()
+            v = self._view
+            self.set_view(View(v.cx, v.cy, min(max(float(zoom), lo), hi), v.screen_w, v.screen_h))
 
     def zoom_at(self, sx: float, sy: float, factor: float) -> None:
         if self._view is not None:

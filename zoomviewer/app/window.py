@@ -1,5 +1,7 @@
-"""The main window: menus, shortcuts, the Model menu (remembered), compare layouts (with
-bicubic or another model), Explain, export, recent files, drag and drop, the status bar. It is handed its render thread (launch.py makes one), so this
+"""The main window: menus (File, Edit, View, Go, Model, Help), shortcuts, compare layouts
+(with bicubic or another model), Explain, export, recent files, the photos of the folder
+(next / previous, the next one preloaded), the clipboard, drag and drop, the status bar
+with its zoom box. It is handed its render thread (launch.py makes one), so this
 module never loads torch; photos open on a PhotoLoader thread (photo_loader.py).
 """
 
@@ -8,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QWidget
 
@@ -17,20 +19,15 @@ from ..engine.geometry import render_target
 from .compare import SIDE, SINGLE, SWIPE, CompareArea
 from .exportdialog import ExportDialog, ExportSession
 from .photo_loader import PhotoLoader, ScreenPhoto, for_screen
-from .protocol import BICUBIC, MODEL, model_label
+from .clipboard import pasted
+from .folder import neighbour, place_in_folder
+from .help import show_about, show_shortcuts
+from .model_menu import ModelMenus
+from .settings import app_settings, truthy
 from .viewport import Viewport
+from .zoombox import ZoomBox
 
-ORGANISATION = APPLICATION = "zoomviewer"
 MAX_RECENT = 8
-
-
-def app_settings() -> QSettings:
-    """Our settings, always INI (tests point the INI location at a temporary folder)."""
-    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANISATION, APPLICATION)
-
-
-def zoom_text(zoom: float) -> str:
-    return f"×{zoom:.3g}" if zoom < 100 else f"×{zoom:.0f}"
 
 
 class MainWindow(QMainWindow):
@@ -55,19 +52,20 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("zoomviewer")
         self.resize(1280, 800)
 
-        self.zoom_label, self.cursor_label = QLabel(), QLabel()
+        self.zoom_label = ZoomBox(self.viewport.zoom_to, lambda text: self.statusBar().showMessage(text, 5000))
+        self.cursor_label = QLabel()
         self.state_label, self.device_label = QLabel(), QLabel("loading model…")
         bar = self.statusBar()
         bar.addWidget(self.zoom_label)
         bar.addWidget(self.cursor_label)
         bar.addWidget(self.state_label, 1)
         bar.addPermanentWidget(self.device_label)
-        self.viewport.view_changed.connect(lambda view: self.zoom_label.setText(zoom_text(view.zoom)))
+        self.viewport.view_changed.connect(lambda view: self.zoom_label.show_zoom(view.zoom))
         self.viewport.cursor_changed.connect(self._show_cursor)
         self.viewport.state_changed.connect(self.state_label.setText)
         self.renderer.model_ready.connect(self._model_ready)
         self.renderer.model_failed.connect(self._model_failed)
-        self.viewport.model_changed.connect(self._show_model)
+        self.viewport.model_changed.connect(lambda: self.models.show())
         self.loader = photo_loader or PhotoLoader()
         self.loader.setParent(self)
         self.loader.loaded.connect(self._photo_loaded)
@@ -97,6 +95,10 @@ class MainWindow(QMainWindow):
         file.addSeparator()
         self._action(file, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         self._rebuild_recent()
+        edit = self.menuBar().addMenu("&Edit")
+        self.copy_action = self._action(edit, "&Copy View", self.copy_view, QKeySequence.StandardKey.Copy)
+        self.copy_action.setEnabled(False)
+        self._action(edit, "&Paste", self.paste, QKeySequence.StandardKey.Paste)
 
         view = self.menuBar().addMenu("&View")
         vp = self.viewport
@@ -125,67 +127,34 @@ class MainWindow(QMainWindow):
                                           checkable=True)
         self.sparse_action.setToolTip("decode every 2nd to 4th screen pixel each way and fill in between "
                                       "(exports are always exact)")
-        if _truthy(app_settings().value("sparse", False)):
+        if truthy(app_settings().value("sparse", False)):
             self.sparse_action.setChecked(True)
             self.viewport.set_sparse(True)
         self.compare.mode_changed.connect(lambda m: self.mode_actions[m].setChecked(True))
-        self.compare.mode_changed.connect(lambda _: self._show_model())
-        self.model_menu = self.menuBar().addMenu("&Model")
-        self.model_actions: dict[str, QAction] = {}
-        self.compare_actions: dict[str, QAction] = {}
+        self.compare.mode_changed.connect(lambda _: self.models.show())
+        go = self.menuBar().addMenu("&Go")
+        self._action(go, "&Next Photo in Folder", lambda: self.step_photo(1), ["PgDown", "Space"])
+        self._action(go, "&Previous Photo in Folder", lambda: self.step_photo(-1), ["PgUp", "Backspace"])
+        self.models = ModelMenus(self, self.menuBar().addMenu("&Model"), self.compare_with_menu, self.device_label)
+        help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "&Keyboard Shortcuts", lambda: show_shortcuts(self), QKeySequence.StandardKey.HelpContents)
+        self._action(help_menu, "&About zoomviewer", lambda: show_about(self, self.renderer.model_info))
 
     # -- models ----------------------------------------------------------------------------
-    def _build_model_menus(self, choices: tuple[str, ...]) -> None:
-        """The Model menu (one of `choices`) and View > Compare With (bicubic or a model)."""
-        self.model_menu.clear()
-        self.compare_with_menu.clear()
-        models, others = QActionGroup(self), QActionGroup(self)
-        self.model_actions = {}
-        for i, name in enumerate(choices):
-            action = self._action(self.model_menu, model_label(name), lambda _=False, n=name: self.choose_model(n),
-                                  f"Ctrl+Shift+{i + 1}" if i < 9 else None, checkable=True)
-            models.addAction(action)
-            self.model_actions[name] = action
-        self.compare_actions = {}
-        for kind in (BICUBIC,) + tuple(choices):
-            action = self._action(self.compare_with_menu, model_label(kind),
-                                  lambda _=False, k=kind: self.compare_with(k), checkable=True)
-            others.addAction(action)
-            self.compare_actions[kind] = action
-        if self.compare.other in self.compare_actions:
-            self.compare_actions[self.compare.other].setChecked(True)
-        self.model_menu.setEnabled(bool(choices))
+    @property
+    def model_actions(self):
+        return self.models.model_actions
 
     def choose_model(self, name: str) -> None:
-        """Render with model `name` from now on (the view stays); remembered for next time."""
-        self.viewport.set_model(name)
-        app_settings().setValue("model", name)
+        self.models.choose(name)
 
     def compare_with(self, kind: str) -> None:
         """What the side-by-side and swipe modes compare the chosen model with."""
-        self.compare.set_other(kind)
-        if kind in self.compare_actions:
-            self.compare_actions[kind].setChecked(True)
-        self._show_model()
+        self.models.compare_with(kind)
 
     def _toggle_ab(self) -> None:
         self.compare.toggle_ab()
-        self._show_model()
-
-    def _show_model(self) -> None:
-        """The status bar names what the main pane shows; the Model menu ticks the choice."""
-        vp = self.viewport
-        if vp.model_name in self.model_actions:
-            self.model_actions[vp.model_name].setChecked(True)
-        if vp.model_name is None:
-            return
-        shown = self.compare.left.kind
-        name = vp.model_name if shown == MODEL else shown
-        if not name or name == BICUBIC:
-            text = "bicubic" + ("" if name == BICUBIC else " (no model)")
-        else:
-            text = model_label(name)
-        self.device_label.setText(f"{text} on {vp.device_name}")
+        self.models.show()
 
     def set_sparse(self, on: bool) -> None:
         self.viewport.set_sparse(on)
@@ -287,8 +256,48 @@ class MainWindow(QMainWindow):
         self.photo = photo
         self.viewport.set_image(photo.pixels, display=ready.display, pyramid=ready.pyramid)
         h, w = photo.pixels.shape[:2]
-        self.setWindowTitle(f"zoomviewer — {Path(photo.path).name} ({w}×{h})")
+        place = place_in_folder(photo.path) if self._saved(photo) else None
+        where = f" — {place[0]} of {place[1]}" if place else ""
+        self.setWindowTitle(f"zoomviewer — {Path(photo.path).name}{where} ({w}×{h})")
         self.export_action.setEnabled(True)
+        self.copy_action.setEnabled(True)
+        if place:
+            self.loader.preload(neighbour(photo.path, 1))
+
+    @staticmethod
+    def _saved(photo) -> bool:
+        return getattr(photo.metadata, "source_format", "") != "clipboard"
+
+    # -- the folder and the clipboard ---------------------------------------------------------
+    def step_photo(self, step: int) -> None:
+        """Open the next (step 1) or previous (-1) photo of the folder of the one on show."""
+        if self.photo is None or not self._saved(self.photo):
+            return
+        target = neighbour(self.photo.path, step)
+        if target is None:
+            self.statusBar().showMessage("That was the " + ("last" if step > 0 else "first")
+                                         + " photo in the folder.", 5000)
+        else:
+            self.open_path(target)
+
+    def paste(self) -> None:
+        """Open what the clipboard holds: an image as an unsaved photo, or a copied file."""
+        from PySide6.QtWidgets import QApplication
+        what = pasted(QApplication.clipboard().mimeData())
+        if isinstance(what, str):
+            self.statusBar().showMessage(what, 5000)
+        elif isinstance(what, Path):
+            self.open_path(what)
+        else:
+            self.show_photo(what)
+
+    def copy_view(self) -> None:
+        """Put the pixels of the main pane on the clipboard, at device resolution."""
+        from PySide6.QtWidgets import QApplication
+        image = self.compare.left.picture()
+        if image is not None:
+            QApplication.clipboard().setImage(image)
+            self.statusBar().showMessage(f"copied the view ({image.width()}×{image.height()})", 3000)
 
     def dragEnterEvent(self, event) -> None:
         if any(url.isLocalFile() for url in event.mimeData().urls()):
@@ -339,11 +348,11 @@ class MainWindow(QMainWindow):
             self.cursor_label.setText(f"x {point[0]:.1f}  y {point[1]:.1f}")
 
     def _model_ready(self, info) -> None:
-        self._build_model_menus(info.choices)
-        remembered = str(app_settings().value("model", "") or "")
+        self.models.build(info.choices)
+        remembered = self.models.remembered()
         if self.prefer_remembered_model and remembered in info.choices:
             self.viewport.set_model(remembered)
-        self._show_model()
+            self.models.show()
 
     def _model_failed(self, message: str) -> None:
         self.model_error = message
@@ -353,8 +362,3 @@ class MainWindow(QMainWindow):
         self.loader.stop()
         self.renderer.stop()
         super().closeEvent(event)
-
-
-def _truthy(value) -> bool:
-    """A QSettings boolean: INI files hand them back as the strings 'true' / 'false'."""
-    return value is True or str(value).lower() == "true"
