@@ -74,6 +74,22 @@ def test_memory_budget_evicts_least_recently_used_tiles():
     assert torch.equal(first, again)
 
 
+def test_a_latent_without_codes_renders_the_same_in_less_memory():
+    """The viewer keeps only the first-layer term per tile: the same pixels, the codes
+    still there on request (encoded again), and the tiles' memory cut by the codes' share."""
+    torch.manual_seed(0)
+    model = spread_model("fast")
+    img = sample_image(40, 50, seed=5)
+    kept, lean = Latent(model, img, "cpu", tile=16), Latent(model, img, "cpu", tile=16, keep_codes=False)
+    region, size = (3.0, 4.0, 30.0, 25.0), (90, 75)
+    assert np.array_equal(render_region(kept, region, size), render_region(lean, region, size))
+    assert torch.equal(kept.features(0, 40, 0, 50), lean.features(0, 40, 0, 50))
+    kept_bytes, lean_bytes = kept.bytes_held()[0], lean.bytes_held()[0]
+    channels, term = model.encoder.out_dim, model.code_features_dim
+    assert lean_bytes * (channels + term) == kept_bytes * term
+    assert lean.tile_bytes * (channels + term) == kept.tile_bytes * term
+
+
 def test_one_latent_shared_by_threads_renders_as_each_alone():
     """The viewer and an export share one Latent: renders on four threads at once, at
     three zooms, one of them keeping no table (as an export does), give the pixels each

@@ -148,6 +148,16 @@ class RenderThread(QThread):
         with self._latent_lock:
             return tuple(self._latents)
 
+    def memory_held(self) -> dict[str, int]:
+        """Bytes this renderer holds, by what holds them: the models' parameters, the
+        photo's latent tiles and code tables (all models), the finished screen tiles."""
+        with self._latent_lock:
+            latents = list(self._latents.values())
+        held = [latent.bytes_held() for latent in latents]
+        return {"model parameters": sum(p.nbytes for m in self.models.values() for p in m.parameters()),
+                "latent tiles": sum(t for t, _ in held), "code tables": sum(t for _, t in held),
+                "screen tiles": self.cache.bytes}
+
     # -- called from the GUI thread ------------------------------------------------------
     def set_image(self, pixels: np.ndarray, image_id: int,
                   display: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
@@ -259,8 +269,9 @@ class RenderThread(QThread):
                     model = self._model_loader(name)
                     fast_kernel(model, self.device)
                     self.models[name] = model
+                # the viewer renders from the first-layer term only: the codes need no memory
                 self._latents[name] = self._latent_factory(self.models[name], self._source.image, device=self.device,
-                                                           budget_mb=self.latent_budget_mb)
+                                                           budget_mb=self.latent_budget_mb, keep_codes=False)
             return self._latents[name]
 
     def _release_unused(self, names: set[str]) -> None:

@@ -63,7 +63,7 @@ class Latent:
     TABLE_MARGIN = 2  # codes kept around a cached table, beyond the block asked for
 
     def __init__(self, model: torch.nn.Module, image: np.ndarray, device: torch.device | str | None = None,
-                 tile: int = 256, budget_mb: float = 1536, table_mb: float = 384) -> None:
+                 tile: int = 256, budget_mb: float = 1536, table_mb: float = 384, keep_codes: bool = True) -> None:
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError("the image must be an HxWx3 array")
         self.device = pick_device(None) if device is None else torch.device(device)
@@ -75,8 +75,13 @@ class Latent:
         # one more than the receptive radius: the first layer's 3x3 reads one code further
         self.halo = int(model.encoder.receptive_radius) + 1
         self.channels = int(model.encoder.out_dim)
+        # Rendering reads only the first-layer term; the codes themselves (a quarter of a
+        # fast tile) are for features() and the reference render. Without keep_codes they
+        # are dropped once the term is computed, and features() encodes again.
+        self.keep_codes = bool(keep_codes)
         # fp32 codes and first-layer term per tile (edge tiles are counted as full ones)
-        self.tile_bytes = (self.channels + int(model.code_features_dim)) * 4 * self.tile ** 2
+        kept = (self.channels if self.keep_codes else 0) + int(model.code_features_dim)
+        self.tile_bytes = kept * 4 * self.tile ** 2
         self.budget_bytes = int(budget_mb * 2**20)
         self._tiles: OrderedDict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         # render workers share the cache: one encoding per tile, the others wait for it
@@ -91,6 +96,13 @@ class Latent:
     def tiles_cached(self) -> int:
         with self._lock:
             return len(self._tiles)
+
+    def bytes_held(self) -> tuple[int, int]:
+        """Bytes held now by the cached tiles (codes and first-layer term) and the code tables."""
+        with self._lock:
+            tiles = sum((0 if a is None else a.nbytes) + b.nbytes for a, b in self._tiles.values())
+            tables = sum(t.nbytes for t in self._tables.values())
+        return tiles, tables
 
     def source(self, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
         """Normalised source pixels (3, y1-y0, x1-x0) on the device."""
@@ -114,6 +126,9 @@ class Latent:
         inner = (slice(None), slice(y0 - cy0, y1 - cy0), slice(x0 - cx0, x1 - cx0))
         return feat[0][inner].contiguous(), pre[inner].permute(1, 2, 0).contiguous()
 
+    def _kept(self, entry: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor | None, torch.Tensor]:
+        return entry if self.keep_codes else (None, entry[1])
+
     def _tile(self, ty: int, tx: int) -> tuple[torch.Tensor, torch.Tensor]:
         key = (ty, tx)
         while True:
@@ -130,7 +145,7 @@ class Latent:
             entry = self._encode_tile(ty, tx)
             with self._lock:
                 self.tiles_encoded += 1
-                self._tiles[key] = entry
+                self._tiles[key] = self._kept(entry)
                 while len(self._tiles) > 1 and len(self._tiles) * self.tile_bytes > self.budget_bytes:
                     self._tiles.popitem(last=False)
         finally:
@@ -151,6 +166,8 @@ class Latent:
         t = self.tile
         for ty, tx in self._tile_keys(y0, y1, x0, x1):
             part = self._tile(ty, tx)[which]
+            if which == 0 and part is None:     # codes not kept: encode them again
+                part = self._encode_tile(ty, tx)[0]
             if which == 0:
                 part = part.permute(1, 2, 0)  # features are stored (C, h, w)
             ay0, ay1 = max(y0, ty * t), min(y1, ty * t + part.shape[0])
