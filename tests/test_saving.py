@@ -139,6 +139,12 @@ def test_folder_that_takes_no_new_file_gives_a_clear_error():
         save("/sys/out.png", picture())
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
+def test_a_virtual_folder_that_exists_is_not_called_missing():
+    with pytest.raises(ImageError, match="'/proc' does not accept new files"):
+        save("/proc/out.png", picture())
+
+
 def test_folder_under_a_file_gives_a_clear_error(tmp_path):
     save(tmp_path / "holiday.png", picture())
     with pytest.raises(ImageError, match="out.png.*part of its path is a file"):

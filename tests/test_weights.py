@@ -92,9 +92,11 @@ def test_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pth"
     torch.save({"model": {"name": "liif", "args": {}, "sd": {"x": _Payload(str(marker))}}}, path)
-    with pytest.raises(WeightsError, match="refused"):
+    with pytest.raises(WeightsError, match="refused") as refused:
         load_weights(path)
     assert not marker.exists()
+    # one whole sentence for a person, not torch's page of advice cut mid-word
+    assert str(refused.value).endswith("which could run code") and "\n" not in str(refused.value)
     plain = tmp_path / "evil.pkl"
     plain.write_bytes(pickle.dumps(_Payload(str(marker))))
     with pytest.raises(WeightsError):

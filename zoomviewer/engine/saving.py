@@ -139,7 +139,9 @@ def why_not_writable(error: OSError, folder: Path) -> str:
     if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"the folder '{folder}' is not writable"
     if error.errno == errno.ENOENT:
-        return f"the folder '{folder}' does not exist"
+        # /proc and other virtual folders exist but refuse new files with ENOENT
+        return (f"the folder '{folder}' does not accept new files" if folder.is_dir()
+                else f"the folder '{folder}' does not exist")
     if error.errno == errno.ENOTDIR:
         return f"the folder '{folder}' cannot exist: part of its path is a file"
     if error.errno == errno.ENOSPC:

@@ -63,10 +63,10 @@ def _read(path: Path) -> object:
         raise WeightsError(f"{path}: no such weights file") from None
     except PermissionError:
         raise WeightsError(f"{path}: permission denied") from None
-    except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    except pickle.UnpicklingError:
+        # torch's own message is a page of advice about torch.load: no use to a person here
         raise WeightsError(f"{path}: refused to load: the file holds objects other than "
-                           f"plain tensors and numbers ({first[:120]})") from None
+                           f"plain tensors and numbers, which could run code") from None
     except Exception as e:  # zip damage, truncation, not a torch file at all
         raise WeightsError(f"{path}: not a readable weights file ({type(e).__name__})") from None
 
