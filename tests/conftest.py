@@ -99,6 +99,38 @@ def assert_frame_is(viewport, kind, render):
     assert np.abs(got.astype(int) - want).max() <= 1   # tiles vs one piece: summation order only
 
 
+WINDOW_TIMEOUT_MS = 30_000
+
+
+def shown_window(qtbot, window, size=(420, 320)):
+    """The window shown at `size`, once its render thread has loaded the model."""
+    qtbot.addWidget(window)
+    window.resize(*size)
+    window.show()
+    qtbot.waitExposed(window)
+    qtbot.waitUntil(lambda: window.viewport.model_name is not None, timeout=WINDOW_TIMEOUT_MS)
+    return window
+
+
+def open_and_wait(qtbot, window, path) -> bool:
+    """Open through the window (decoded on its loader thread); True when it is now shown."""
+    with qtbot.waitSignal(window.open_finished, timeout=WINDOW_TIMEOUT_MS) as outcome:
+        window.open_path(path)
+    assert outcome.args[0] == path
+    return outcome.args[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    """A weights file of a tiny fast model, as the CLI reads one."""
+    from engine_models import spread_model
+    from zoomviewer.engine.model import save_weights
+    model = spread_model("fast", residual=True)
+    path = tmp_path_factory.mktemp("w") / "tiny.pt"
+    save_weights(path, model, model.config, {"iterations": 0})
+    return path
+
+
 def wheel(widget, pos, angle_y: int = 0, pixel_y: int = 0) -> None:
     """A wheel event at `pos` (QPointF): angle_y in eighths of a degree (120 = one notch),
     pixel_y for a trackpad's smooth scrolling."""

@@ -1,6 +1,7 @@
 """The house rules on imports, read from the source with `ast` (imports inside functions
 count too), and checked once in a fresh interpreter:
-  - rooms import one way: engine <- app <- lab <- cli (lab reaches app only for the bench);
+  - rooms import one way: engine <- app <- lab <- cli (lab reaches app only for the bench;
+    the cli room is cli.py with batch.py and progress.py, upscale's);
   - within a room, a module imports only modules of its own level or an earlier one;
   - nothing in engine/ imports Qt;
   - the widgets, and what they import transitively, never load torch.
@@ -29,11 +30,12 @@ LEVELS = {
         {"export"},
     ],
     "app": [
-        {"protocol", "qimages", "tile_cache", "frame", "settings", "folder", "clipboard", "display_check"},
+        {"protocol", "qimages", "tile_cache", "frame", "settings", "folder", "clipboard", "display_check",
+         "zoom_animation", "desktop"},
         {"view_passes", "exports"},
         {"render_thread"},
         {"viewport"},
-        {"photo_loader", "canvas"},
+        {"photo_loader", "canvas", "navigator"},
         {"compare", "exportdialog", "model_menu", "help", "zoombox"},
         {"window"},
         {"launch"},
@@ -43,7 +45,8 @@ LEVELS = {
 ROOMS = ["engine", "app", "lab", "cli"]
 # The widgets and what the GUI thread runs: none of them may load torch, even indirectly.
 TORCH_FREE = {"zoomviewer.app." + m for m in ("protocol", "qimages", "tile_cache", "frame", "settings", "folder", "clipboard", "viewport", "photo_loader",
-                                             "canvas", "compare", "exportdialog", "model_menu", "help", "zoombox", "window")}
+                                             "canvas", "compare", "exportdialog", "model_menu", "help", "zoombox", "window",
+                                             "zoom_animation", "navigator", "desktop")}
 NUMPY_ONLY = {"zoomviewer.engine.geometry", "zoomviewer.engine.explain", "zoomviewer.engine.ensemble"}
 
 
@@ -102,7 +105,7 @@ def closure(name: str) -> frozenset[str]:
 
 def room_and_level(name: str) -> tuple[str, int | None]:
     parts = name.split(".")
-    if len(parts) == 1 or parts[1] in ("__main__", "cli"):
+    if len(parts) == 1 or parts[1] in ("__main__", "cli", "batch", "progress"):
         return "cli", None
     room = parts[1]
     if len(parts) == 2:

@@ -28,7 +28,7 @@ from zoomviewer.engine import images
 from zoomviewer.engine.geometry import render_target
 from zoomviewer.engine.resample import to_rgb8
 
-from conftest import shown
+from conftest import open_and_wait, shown, shown_window
 
 TIMEOUT_MS = 30_000
 
@@ -36,12 +36,7 @@ TIMEOUT_MS = 30_000
 @pytest.fixture
 def window(qtbot, tiny_model):
     win = new_window(tiny_model, "cpu", photo_loader=PhotoLoader(load=images.load))
-    qtbot.addWidget(win)
-    win.resize(420, 320)
-    win.show()
-    qtbot.waitExposed(win)
-    qtbot.waitUntil(lambda: win.viewport.model_name is not None, timeout=TIMEOUT_MS)
-    yield win
+    yield shown_window(qtbot, win)
     win.close()
 
 
@@ -54,12 +49,6 @@ def folder(tmp_path):
     (tmp_path / "notes.txt").write_text("not a photo")
     (tmp_path / "dir.png").mkdir()
     return tmp_path
-
-
-def open_and_wait(qtbot, win, path):
-    with qtbot.waitSignal(win.open_finished, timeout=TIMEOUT_MS) as outcome:
-        win.open_path(path)
-    return outcome.args[1]
 
 
 def step_and_wait(qtbot, win, step) -> Path:

@@ -19,7 +19,7 @@ from zoomviewer.app.photo_loader import PhotoLoader
 from zoomviewer.engine import images
 from zoomviewer.engine.resample import to_rgb8
 
-from conftest import wheel
+from conftest import open_and_wait, wheel
 
 TIMEOUT_MS = 30_000
 
@@ -29,14 +29,6 @@ def photo_file(tmp_path, small_image):
     path = tmp_path / "photo.png"
     Image.fromarray(to_rgb8(small_image)).save(path)
     return path
-
-
-def open_and_wait(qtbot, window, path) -> bool:
-    """Open through the window (decoded on its loader thread); True when it is now shown."""
-    with qtbot.waitSignal(window.open_finished, timeout=TIMEOUT_MS) as outcome:
-        window.open_path(path)
-    assert outcome.args[0] == path
-    return outcome.args[1]
 
 
 class GatedLoad:
@@ -117,7 +109,7 @@ def test_a_bad_file_gets_one_sentence_and_the_photo_stays(qtbot, tiny_model, pho
     assert window.photo.path == photo_file and window.viewport.pixels is window.photo.pixels
     zoom = window.viewport.view.zoom                        # still on show and usable
     qtbot.keyClick(window.compare.left, Qt.Key.Key_Plus)
-    assert window.viewport.view.zoom > zoom
+    qtbot.waitUntil(lambda: window.viewport.view.zoom > zoom, timeout=TIMEOUT_MS)
     # the good photo went to the recent files, kept in the test's settings folder ...
     assert window.recent_files()[0] == str(photo_file.resolve())
     # ... and a recent file that has gone is said so and leaves the list

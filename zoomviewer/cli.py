@@ -1,42 +1,114 @@
-"""The `zoomviewer` command: view (default), upscale, eval, bench, train.
+"""The `zoomviewer` command: the parser (every argument explained in --help and checked as
+it is read), main, and the commands view (the default), eval, bench and train; upscale
+lives in batch.py, its progress in progress.py.
 
-Every failure a person can cause (a bad file, a bad flag, missing weights) ends as one
-line on stderr and exit code 2; no traceback reaches the terminal.
+Every failure a person can cause (a bad file, a bad flag, a misspelt command, missing
+weights) ends as one line on stderr and exit code 2; no traceback reaches the terminal.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import math
+import os
 import sys
-import time
 from pathlib import Path
 
+from .engine.bundled import version
+
 COMMANDS = ("view", "upscale", "eval", "bench", "train")
+TOP_LEVEL_FLAGS = ("-h", "--help", "--version")
 
 
 class UsageError(ValueError):
     """A command line that cannot be carried out, in one sentence."""
 
 
-def _parse_pair(text: str, sep: str, what: str, cast=float) -> tuple:
-    parts = text.lower().split(sep)
+# argparse types: each reads one argument or says, in a few words, what it must look like
+# (argparse puts "argument --NAME:" before the words, _Parser.error the program name).
+
+def positive_float(text: str) -> float:
     try:
-        vals = tuple(cast(p) for p in parts)
+        value = float(text)
     except ValueError:
-        vals = ()
-    if len(vals) != 2:
-        raise UsageError(f"{what} must look like A{sep}B, got {text!r}")
-    return vals
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text!r}")
+    return value
 
 
-def _parse_region(text: str) -> tuple[float, float, float, float]:
+def positive_int(text: str) -> int:
     try:
-        vals = tuple(float(p) for p in text.split(","))
+        value = int(text)
     except ValueError:
-        vals = ()
-    if len(vals) != 4 or vals[2] <= 0 or vals[3] <= 0:
-        raise UsageError(f"--region must be x,y,w,h in source pixels with w, h > 0, got {text!r}")
-    return vals
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number above 0, got {text!r}")
+    return value
+
+
+def count(text: str) -> int:
+    """A whole number >= 0 (0: none, or never)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number, 0 or more, got {text!r}")
+    return value
+
+
+def quality(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 100, got {text!r}")
+    return value
+
+
+def size(text: str) -> tuple[int, int]:
+    """'4000x3000' -> (4000, 3000)."""
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"must be WxH in pixels, two whole numbers above 0 such as "
+                                         f"4000x3000, got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def _numbers(text: str, count: int) -> tuple[float, ...] | None:
+    try:
+        values = tuple(float(p) for p in text.split(","))
+    except ValueError:
+        return None
+    return values if len(values) == count and all(math.isfinite(v) for v in values) else None
+
+
+def point(text: str) -> tuple[float, float]:
+    """'X,Y' -> (x, y)."""
+    values = _numbers(text, 2)
+    if values is None:
+        raise argparse.ArgumentTypeError(f"must be X,Y in photo pixels, got {text!r}")
+    return values
+
+
+def region(text: str) -> tuple[float, float, float, float]:
+    """'x,y,w,h' -> (x, y, w, h), with x, y >= 0 and w, h > 0."""
+    values = _numbers(text, 4)
+    if values is None or min(values[:2]) < 0 or min(values[2:]) <= 0:
+        raise argparse.ArgumentTypeError(f"must be x,y,w,h in source pixels with x, y >= 0 and w, h > 0, "
+                                         f"got {text!r}")
+    return values
+
+
+def scales(text: str) -> list[float]:
+    """'2,3,4' -> [2.0, 3.0, 4.0]."""
+    try:
+        return [positive_float(p) for p in text.split(",")]
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be numbers above 0 separated by commas, got {text!r}") from None
 
 
 def load_model(name: str | None, weights: str | None):
@@ -57,79 +129,34 @@ def load_model(name: str | None, weights: str | None):
     return load_weights(path)[0]
 
 
-class ProgressLine:
-    """A progress line on stderr, rewritten in place. `ProgressLine.unfinished` says whether
-    one is on screen without its newline, so that what is printed next can start on a line
-    of its own (and on the same line as before when there was none)."""
-
-    unfinished = False
-
-    def __init__(self, label: str) -> None:
-        self.label, self.start = label, time.time()
-
-    def show(self, fraction: float) -> None:
-        print(f"\r{self.label} {100 * fraction:5.1f}%  {time.time() - self.start:6.1f} s",
-              end="", file=sys.stderr, flush=True)
-        ProgressLine.unfinished = True
-
-    @staticmethod
-    def finish() -> None:
-        """End the progress line on screen, if one is."""
-        if ProgressLine.unfinished:
-            print(file=sys.stderr)
-            ProgressLine.unfinished = False
-
-
 def cmd_upscale(args) -> int:
-    from .engine.export import export_view
-    from .engine.images import load
-    from .engine.model import pick_device
-    from .engine.render import Latent
+    from .batch import run   # batch.py imports this module: here, not at the top
 
-    if (args.scale is None) == (args.size is None):
-        raise UsageError("give exactly one of --scale S or --size WxH")
-    photo = load(args.input)
-    h, w = photo.pixels.shape[:2]
-    region = _parse_region(args.region) if args.region else (0.0, 0.0, float(w), float(h))
-    x, y, rw, rh = region
-    if x < 0 or y < 0 or x + rw > w + 1e-9 or y + rh > h + 1e-9:
-        raise UsageError(f"--region {args.region} reaches outside the {w}x{h} photo")
-    if args.scale is not None:
-        if not args.scale > 0:
-            raise UsageError("--scale must be positive")
-        size = (max(1, round(rw * args.scale)), max(1, round(rh * args.scale)))
-    else:
-        size = _parse_pair(args.size, "x", "--size", int)
-    device = pick_device(args.device)
-    model = load_model(args.model, args.weights)
-    latent = Latent(model, photo.pixels, device)
-    progress = ProgressLine(f"{Path(args.output).name} {size[0]}x{size[1]} on {device.type}")
-    for fraction in export_view(latent, photo, region, size, args.output, bits=args.bits,
-                                quality=args.quality, cell_clip=args.cell_clip):
-        progress.show(fraction)
-    ProgressLine.finish()
-    return 0
+    return run(args)
 
 
 def cmd_view(args) -> int:
+    from .app.display_check import display_problem
     from .engine.bundled import sample_photo
+
+    if args.photo and not os.path.exists(args.photo):
+        raise UsageError(f"no such file: {args.photo}")
+    problem = display_problem(scripted=args.screenshot is not None)
+    if problem:   # before the model loads: saying there is no display takes no seconds
+        raise UsageError(problem)
+    model = args.weights or load_model(args.model, None)
     from .app.launch import run_view
 
-    center = _parse_pair(args.center, ",", "--center") if args.center else None
-    if args.weights:
-        model = args.weights
-    else:
-        model = load_model(args.model, None)
-    return run_view(args.photo or str(sample_photo()), model, zoom=args.zoom, center=center,
-                    compare=args.compare, explain=args.explain, screenshot=args.screenshot,
-                    device=args.device, compare_with=args.compare_with,
-                    remembered_model=not (args.model or args.weights))
+    status = run_view(args.photo or str(sample_photo()), model, zoom=args.zoom, center=args.center,
+                      compare=args.compare, explain=args.explain, screenshot=args.screenshot,
+                      device=args.device, compare_with=args.compare_with,
+                      remembered_model=not (args.model or args.weights))
+    return 2 if status else 0   # the window's own failures: the same status as every other
 
 
 def cmd_eval(args) -> int:
     from .lab.evaluate import evaluate, markdown_table, write_json
 
-    scales = [float(s) for s in args.scales.split(",")]
     models = {"bicubic": None}
     names = [m for m in args.model.split(",") if m] if args.model else []
     for name in names:
@@ -143,7 +170,7 @@ def cmd_eval(args) -> int:
                 models[kind] = load_model(kind, None)
             except UsageError:
                 pass
-    results = evaluate(args.data, scales, models, max_images=args.max_images, degrade=args.degrade)
+    results = evaluate(args.data, args.scales, models, max_images=args.max_images, degrade=args.degrade)
     print(markdown_table(results))
     if args.json:
         write_json(results, args.json)
@@ -169,93 +196,157 @@ def cmd_bench(args) -> int:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad command line in one line (exit 2), without the usage dump."""
+    """argparse that reports a bad command line in one line (exit 2), without the usage
+    dump, pointing at the --help of the command that was typed."""
 
     def error(self, message: str):
-        self.exit(2, f"zoomviewer: {message} (see zoomviewer {self.prog.split()[-1]} --help)\n")
+        self.exit(2, f"zoomviewer: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from .lab.degrade import PROTOCOLS
+def model_flags(sp) -> None:
+    sp.add_argument("--model", help="shipped model: fast (default), liif (exact, slow) or restore "
+                                    "(for scanned, noisy or JPEG-compressed photos)")
+    sp.add_argument("--weights", metavar="FILE", help="a weights file to use instead: ours or a published LIIF .pth")
+    sp.add_argument("--device", help="where to compute: auto (default: CUDA, then MPS, then the CPU), cpu, cuda or mps")
 
-    p = _Parser(prog="zoomviewer", description="A photo viewer in which magnification never shows pixels.")
-    sub = p.add_subparsers(dest="command")
 
-    def model_flags(sp):
-        sp.add_argument("--model", help="shipped model: fast (default), liif (exact, slow) or restore "
-                                        "(for scanned, noisy or JPEG-compressed photos)")
-        sp.add_argument("--weights", help="a weights file: ours or a published LIIF .pth")
-        sp.add_argument("--device", help="auto (default), cpu, cuda, mps")
-
-    v = sub.add_parser("view", help="open the viewer (the default command)")
+def view_parser(sub) -> None:
+    v = sub.add_parser("view", help="open the viewer (the default command: `zoomviewer PHOTO`)",
+                       description="Open the viewer on a photo.")
     v.add_argument("photo", nargs="?", help="photo to open (default: the bundled sample)")
-    v.add_argument("--zoom", type=float, help="start at this zoom (screen px per photo px)")
-    v.add_argument("--center", help="X,Y photo pixel to centre on")
-    v.add_argument("--compare", choices=["side", "swipe"], help="open in a compare mode")
+    v.add_argument("--zoom", type=positive_float, help="start at this zoom, screen pixels per photo pixel "
+                                                       "(above 0; default: the photo fits the window)")
+    v.add_argument("--center", type=point, metavar="X,Y", help="photo pixel to centre on (default: the middle)")
+    v.add_argument("--compare", choices=["side", "swipe"], help="open in a compare mode: side by side or swipe")
     v.add_argument("--compare-with", metavar="METHOD",
                    help="what the compare modes set beside the model: bicubic (default), fast, liif or restore")
-    v.add_argument("--explain", action="store_true", help="show the Explain overlay")
-    v.add_argument("--screenshot", help="wait until sharp, save the window to this PNG and exit")
+    v.add_argument("--explain", action="store_true", help="show the Explain overlay (the latent grid and the mix)")
+    v.add_argument("--screenshot", metavar="PNG",
+                   help="wait until the view is sharp, save the window to this PNG and exit (needs no display)")
     model_flags(v)
 
-    u = sub.add_parser("upscale", help="render a photo or a region of it at any continuous scale")
-    u.add_argument("input")
-    u.add_argument("--scale", type=float)
-    u.add_argument("--size", help="WxH output size")
-    u.add_argument("--region", help="x,y,w,h in source pixels")
-    u.add_argument("-o", "--output", required=True)
-    u.add_argument("--bits", type=int, choices=[8, 16], default=8)
-    u.add_argument("--quality", type=int, default=95)
-    u.add_argument("--cell-clip", action="store_true", help="clip the cell to its x4 value above x4")
+
+def upscale_parser(sub) -> None:
+    u = sub.add_parser("upscale", help="render photos, or a region of them, at any continuous scale",
+                       description="Render photos at any scale: one photo to -o FILE, or photos and "
+                                   "folders into the folder -o DIR/.")
+    u.add_argument("input", nargs="+", help="photos and folders to upscale (a folder: its photos, not its subfolders')")
+    how = u.add_mutually_exclusive_group(required=True)
+    how.add_argument("--scale", type=positive_float, metavar="S",
+                     help="output pixels per source pixel, above 0, such as 2 or 12.5")
+    how.add_argument("--size", type=size, metavar="WxH",
+                     help="output size in pixels, such as 4000x3000, of the region's aspect unless --stretch")
+    u.add_argument("--region", type=region, metavar="x,y,w,h",
+                   help="the part of each photo to render, in source pixels (default: the whole photo)")
+    u.add_argument("--stretch", action="store_true", help="allow a --size of another aspect than the region's")
+    u.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="the output file, for one photo; a folder for several photos or a folder "
+                        "(made if missing; end OUT with / to make one for a single photo)")
+    u.add_argument("--name", metavar="PATTERN",
+                   help="output names in the -o folder (default {stem}_x{scale}{ext}); fields: {stem} (the "
+                        "photo's name without suffix), {scale} (as 2 or 12.5), {ext} (the photo's suffix, or "
+                        ".png where zoomviewer does not write its format), {width} and {height} (the output's)")
+    u.add_argument("--overwrite", action="store_true",
+                   help="replace outputs in the -o folder that exist (they are skipped otherwise; "
+                        "-o FILE is always replaced)")
+    u.add_argument("--bits", type=int, choices=[8, 16], default=8,
+                   help="bits per channel: 8 (default) or 16 (PNG and TIFF)")
+    u.add_argument("--quality", type=quality, default=95, metavar="Q", help="JPEG quality, 1 to 100 (default 95)")
+    u.add_argument("--cell-clip", action="store_true", help="clip the decoder's cell to its x4 value above x4")
+    u.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     model_flags(u)
 
-    e = sub.add_parser("eval", help="PSNR on benchmark folders (LIIF paper protocol)")
-    e.add_argument("--data", nargs="+", required=True)
-    e.add_argument("--scales", default="2,3,4")
-    e.add_argument("--model", help="comma list of shipped models (default: all installed)")
-    e.add_argument("--weights", nargs="*")
-    e.add_argument("--json")
-    e.add_argument("--max-images", type=int)
+
+def eval_parser(sub) -> None:
+    from .lab.degrade import PROTOCOLS
+
+    e = sub.add_parser("eval", help="PSNR on benchmark folders (LIIF paper protocol)",
+                       description="Mean PSNR of bicubic and the models on folders of HR photos.")
+    e.add_argument("--data", nargs="+", required=True, metavar="DIR", help="folders of high-resolution photos")
+    e.add_argument("--scales", type=scales, default=[2.0, 3.0, 4.0], metavar="S,S,...",
+                   help="downscaling factors to measure, separated by commas (default 2,3,4)")
+    e.add_argument("--model", help="comma list of shipped models, bicubic among them "
+                                   "(default: bicubic and all installed)")
+    e.add_argument("--weights", nargs="*", metavar="FILE", help="weights files to measure too, each a row named by its file")
+    e.add_argument("--json", metavar="PATH", help="also write the results to this JSON file")
+    e.add_argument("--max-images", type=positive_int, metavar="N", help="only the first N photos of each folder, by name")
     e.add_argument("--degrade", choices=sorted(PROTOCOLS), metavar="NAME",
                    help="degrade each LR image by this named protocol first: "
                         + "; ".join(f"{k}: {v[1]}" for k, v in sorted(PROTOCOLS.items())))
 
-    t = sub.add_parser("train", help="train a model (LIIF recipe) on folders of photos")
-    t.add_argument("--data", nargs="+", required=True)
-    t.add_argument("--model", choices=["liif", "fast"], required=True)
-    t.add_argument("--out", required=True)
-    t.add_argument("--iters", type=int, default=2000)
-    t.add_argument("--batch", type=int, default=16)
-    t.add_argument("--lr", type=float, default=2e-4)
-    t.add_argument("--threads", type=int)
-    t.add_argument("--no-residual", action="store_true")
-    t.add_argument("--eval-every", type=int, default=0)
-    t.add_argument("--eval-data")
-    t.add_argument("--snapshot-every", type=int, default=0)
+
+def train_parser(sub) -> None:
+    t = sub.add_parser("train", help="train a model (LIIF recipe) on folders of photos",
+                       description="Train a model, or go on training --out where it exists.")
+    t.add_argument("--data", nargs="+", required=True, metavar="DIR", help="folders of training photos")
+    t.add_argument("--model", choices=["liif", "fast"], required=True, help="the decoder to train: liif or fast")
+    t.add_argument("--out", required=True, metavar="FILE",
+                   help="the weights file to write; training resumes from it (and FILE.state) if it exists")
+    t.add_argument("--iters", type=count, default=2000, metavar="N",
+                   help="train up to this many iterations in all, resumed ones included (default 2000)")
+    t.add_argument("--batch", type=positive_int, default=16, metavar="N", help="patches per iteration (default 16)")
+    t.add_argument("--lr", type=positive_float, default=2e-4, help="Adam learning rate, cosine-decayed (default 2e-4)")
+    t.add_argument("--threads", type=positive_int, metavar="N", help="CPU threads for PyTorch (default: its own choice)")
+    t.add_argument("--no-residual", action="store_true",
+                   help="predict colours outright, not as a correction of the bilinear upscale")
+    t.add_argument("--eval-every", type=count, default=0, metavar="N",
+                   help="measure PSNR x4 on --eval-data every N iterations (default 0: never)")
+    t.add_argument("--eval-data", metavar="DIR", help="the folder --eval-every measures on")
+    t.add_argument("--snapshot-every", type=count, default=0, metavar="N",
+                   help="also keep FILE.itN every N iterations (default 0: never)")
     precision = t.add_mutually_exclusive_group()
     precision.add_argument("--fp32", action="store_true",
                            help="train the encoder in fp32 (default: bf16 autocast where the CPU computes bf16)")
     precision.add_argument("--bf16", action="store_true",
                            help="train the encoder with bf16 autocast even where the CPU only emulates bf16")
-    t.add_argument("--encoder-from", help="start a new model with the encoder of these weights")
+    t.add_argument("--encoder-from", metavar="WEIGHTS", help="start a new model with the encoder of these weights")
     t.add_argument("--freeze-encoder", action="store_true", help="train the decoder only")
-    t.add_argument("--init-from", help="start a new model as a copy of these weights")
+    t.add_argument("--init-from", metavar="WEIGHTS", help="start a new model as a copy of these weights")
     t.add_argument("--degrade", action="store_true",
                    help="degrade the LR side (blur, noise, grain, JPEG): trains a restore model")
 
-    b = sub.add_parser("bench", help="timings on this machine")
-    b.add_argument("--json")
-    b.add_argument("--device")
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser; `.commands` maps each command's name to its own parser."""
+    p = _Parser(prog="zoomviewer", description="A photo viewer in which magnification never shows pixels.",
+                epilog="`zoomviewer PHOTO` opens the viewer on PHOTO; `zoomviewer COMMAND --help` explains a command.")
+    p.add_argument("--version", action="version", version=f"zoomviewer {version()}",
+                   help="print the version and exit")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", help="one of: " + ", ".join(COMMANDS))
+    for add in (view_parser, upscale_parser, eval_parser, train_parser):
+        add(sub)
+    b = sub.add_parser("bench", help="timings on this machine", description="Timings on this machine.")
+    b.add_argument("--json", metavar="PATH", help="also write the timings to this JSON file")
+    b.add_argument("--device", help="where to compute: auto (default), cpu, cuda or mps")
     b.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    p.commands = dict(sub.choices)
     return p
+
+
+def not_a_photo(word: str) -> str | None:
+    """Why `zoomviewer WORD` cannot open WORD in the viewer (None: it exists). A word that
+    names no file and looks like no file name is taken for a misspelt command."""
+    if os.path.exists(word):
+        return None
+    if os.sep in word or "/" in word or Path(word).suffix:
+        return f"no such file: {word}"
+    close = difflib.get_close_matches(word.lower(), COMMANDS, n=1, cutoff=0.6)
+    if close:
+        return f"unknown command {word!r}; did you mean {close[0]!r}?"
+    return f"{word!r} is neither a command ({', '.join(COMMANDS)}) nor a file"
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
+    implicit = not argv or argv[0] not in COMMANDS + TOP_LEVEL_FLAGS
+    if implicit:   # `zoomviewer [PHOTO] [view options]` is `zoomviewer view ...`
+        if argv and not argv[0].startswith("-") and not_a_photo(argv[0]):
+            return _fail(not_a_photo(argv[0]))
         argv.insert(0, "view")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        (parser if implicit else parser.commands[args.command]).error(f"unrecognized arguments: {' '.join(extra)}")
     handler = {"view": cmd_view, "upscale": cmd_upscale, "eval": cmd_eval, "train": cmd_train,
                "bench": cmd_bench}[args.command]
     from .engine.render import Cancelled
@@ -265,16 +356,17 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(e))
     except MemoryError:
         return _fail("not enough memory for this request")
+    except OSError as e:     # a file or folder of the command line that cannot be read or written
+        return _fail(f"{e.strerror or e}: {e.filename}" if e.filename else str(e))
     except (KeyboardInterrupt, Cancelled):
-        if not ProgressLine.unfinished and sys.stderr.isatty():
-            print(file=sys.stderr)  # the terminal echoed ^C where the cursor was
         return _fail("interrupted", status=130)
 
 
 def _fail(message: str, status: int = 2) -> int:
-    """Say why in one line of its own on stderr; the exit status."""
-    ProgressLine.finish()
-    print(f"zoomviewer: {message}", file=sys.stderr)
+    """Say why in one line on stderr; the exit status. On a terminal the line starts with
+    a carriage return, over the ^C the terminal may have echoed where the cursor was."""
+    start = "\r" if sys.stderr.isatty() else ""
+    print(f"{start}zoomviewer: {message}", file=sys.stderr)
     return status
 
 

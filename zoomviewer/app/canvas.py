@@ -24,10 +24,12 @@ KEY_ZOOM = 2 ** 0.5
 KEY_PAN_FRACTION = 0.1           # arrows move the picture by a tenth of the screen
 DIVIDER_GRAB = 8                 # logical pixels either side of the swipe divider that grab it
 # What the canvas does without a menu action (the Help menu's shortcut list adds these to
-# the actions' own shortcuts; keep them next to the handlers below)
+# the actions' own shortcuts; keep them next to the handlers below; the navigator, a child
+# of the canvas, has its handlers in navigator.py)
 POINTER_AND_KEYS = (("Arrow keys", "pan by a tenth of the view"), ("Wheel / trackpad", "zoom about the pointer"),
                     ("Drag", "pan"), ("Double-click", "zoom in ×2 about the pointer"),
-                    ("Drag the divider", "move the swipe divider"))
+                    ("Drag the divider", "move the swipe divider"),
+                    ("Click or drag on the navigator", "centre the view there"))
 CODE_COLOURS = [QColor(255, 80, 80), QColor(80, 220, 80), QColor(90, 150, 255), QColor(255, 210, 60)]
 
 
@@ -100,6 +102,7 @@ class ZoomCanvas(QWidget):
         if self._near_divider(event.position()):
             self._dragging_divider = True
         elif self.viewport.view is not None:
+            self.viewport.stop_glide()       # the drag moves what is on screen
             self._drag_start = (event.position(), self.viewport.view)
             self.setCursor(Qt.CursorShape.ClosedHandCursor)
         event.accept()
@@ -130,8 +133,9 @@ class ZoomCanvas(QWidget):
         event.accept()
 
     def mouseDoubleClickEvent(self, event) -> None:
-        if event.button() == Qt.MouseButton.LeftButton and not self._near_divider(event.position()):
-            self.viewport.zoom_at(*self.to_device(event.position()), 2.0)
+        vp, pos = self.viewport, event.position()
+        if event.button() == Qt.MouseButton.LeftButton and not self._near_divider(pos) and vp.view is not None:
+            vp.glide_to(vp.view.zoom_at(*self.to_device(pos), 2.0, *vp.limits()))
         event.accept()
 
     def leaveEvent(self, event) -> None:
@@ -149,13 +153,13 @@ class ZoomCanvas(QWidget):
         if key in pans:
             vp.pan_by(*pans[key])
         elif key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
-            vp.zoom_by(KEY_ZOOM)
+            vp.glide_by(KEY_ZOOM)
         elif key in (Qt.Key.Key_Minus, Qt.Key.Key_Underscore):
-            vp.zoom_by(1 / KEY_ZOOM)
+            vp.glide_by(1 / KEY_ZOOM)
         elif key == Qt.Key.Key_0:
-            vp.fit()
+            vp.glide_fit()
         elif key == Qt.Key.Key_1:
-            vp.actual_size()
+            vp.glide_actual()
         else:
             return super().keyPressEvent(event)
         event.accept()

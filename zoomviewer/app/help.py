@@ -6,22 +6,14 @@ of PyTorch comes from the render thread (ModelInfo.about)."""
 from __future__ import annotations
 
 import html
-from importlib import metadata
 
 import PySide6
 from PySide6.QtCore import qVersion
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QMessageBox, QTextBrowser, QVBoxLayout, QWidget
 
+from ..engine.bundled import version  # the package's, which `zoomviewer --version` prints too
 from .canvas import POINTER_AND_KEYS
-
-
-def version() -> str:
-    try:
-        return metadata.version("zoomviewer")
-    except metadata.PackageNotFoundError:   # a plain checkout, nothing installed
-        from .. import __version__
-        return __version__
 
 
 def shortcut_rows(menu_bar) -> list[tuple[str, str, str]]:

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QApplication
 from ..engine import images
 from ..engine.bundled import MODEL_FILES
 from .compare import MODES
+from .desktop import name_the_application
 from .display_check import display_problem
 from .protocol import BICUBIC
 from .render_thread import RenderThread
@@ -29,6 +30,7 @@ def application() -> QApplication:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName(ORGANISATION)
     app.setApplicationName(APPLICATION)
+    name_the_application(app)
     return app
 
 
@@ -80,6 +82,8 @@ def run_view(photo_path, model_or_weights, zoom: float | None = None, center: tu
     window.set_compare(compare)
     window.compare_with(compare_with or BICUBIC)
     window.set_explain(explain)
+    if screenshot is not None:
+        window.set_navigator(False, remember=False)    # the view asked for, and nothing over it
     window.show_photo(photo)
     window.show()
     window.viewport.place(zoom, center)

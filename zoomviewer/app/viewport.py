@@ -8,6 +8,8 @@ scaled. After a short debounce the Viewport asks the render thread for the new v
 the answer (cached tiles, a coarse pass, sharp tiles) are painted into a `Frame` as they
 arrive, and pieces for any older request are dropped. Views are in device pixels and
 always snapped to the global pixel grid, so a finished frame is shown pixel for pixel.
+The keys' zoom glides (zoom_animation.py): its frames are painted the same way, and only
+where it arrives is rendered; any other change of view stops it where it is.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from PySide6.QtGui import QImage
 from ..engine.geometry import View, zoom_limits
 from .frame import Frame, halved, source_pyramid
 from .protocol import BICUBIC, MODEL, ModelInfo, RenderRequest, model_label
+from .zoom_animation import ZoomAnimation
 
 class Viewport(QObject):
     """One photo, one shared View, the frames for the kinds shown, and the requests."""
@@ -64,6 +67,8 @@ class Viewport(QObject):
         self._timer.setSingleShot(True)
         self._timer.setInterval(debounce_ms)
         self._timer.timeout.connect(self._send_request)
+        self.glide = ZoomAnimation(lambda view: self._show(view, preview=True), self._glide_arrived, parent=self)
+        self._unrequested = False               # a glide's frame is on show, and not asked for
         renderer.piece_ready.connect(self._on_piece)
         renderer.progress_changed.connect(self._on_progress)
         renderer.request_finished.connect(self._on_finished)
@@ -87,6 +92,7 @@ class Viewport(QObject):
         big photo it takes seconds); made here when None."""
         if pyramid is None:
             pyramid = source_pyramid(pixels if display_rgb is None else display_rgb)
+        self.stop_glide()
         self.image_id += 1
         self.pixels = pixels
         self._pyramid = list(pyramid)
@@ -95,6 +101,7 @@ class Viewport(QObject):
         self._request_done = True
         self.renderer.set_image(pixels, self.image_id, display)
         self._view = None
+        self._update_cursor()     # the last photo's point is gone, even if the next view never comes
         self._apply_placement()
 
     def source_level(self, zoom: float) -> tuple[QImage, int]:
@@ -126,7 +133,7 @@ class Viewport(QObject):
         if (w, h) == self._screen or w <= 0 or h <= 0:
             return
         self._screen = (w, h)
-        if self._view is None or self.fitted:
+        if self._view is None or self.fitted or (self.glide.running and self.glide.fitted):
             self._apply_placement()
         else:
             self.set_view(self._view.resized(w, h))
@@ -153,7 +160,13 @@ class Viewport(QObject):
 
     def set_view(self, view: View, fitted: bool = False) -> None:
         """Make `view` current (kept over the photo, snapped), repaint now, render soon.
-        `fitted`: it is the fitted view, to be kept fitted when the screen size changes."""
+        `fitted`: it is the fitted view, to be kept fitted when the screen size changes.
+        A glide on its way stops here: any input starts from what is on screen."""
+        self.stop_glide()
+        self._show(view, fitted)
+
+    def _show(self, view: View, fitted: bool = False, preview: bool = False) -> None:
+        """`preview`: a glide's frame, painted but not rendered (the glide asks at its end)."""
         if self.pixels is None:
             return
         self.fitted = fitted
@@ -167,7 +180,53 @@ class Viewport(QObject):
         self._request_done = False
         if self.state.startswith("sharp in"):   # that was the last view's; this one is not sharp yet
             self._set_state("")
-        self._timer.start()
+        if preview:
+            self._timer.stop()
+            self._unrequested = True
+        else:
+            self._timer.start()
+
+    # -- glides: the keys' and double-click's animated zoom (zoom_animation.py) ------------
+    @property
+    def heading(self) -> View | None:
+        """A running glide's end, else the view: a second + steps on from the first's end."""
+        return self.glide.target if self.glide.running else self._view
+
+    def glide_to(self, view: View, fitted: bool = False) -> None:
+        """Move to `view` over GLIDE_MS; the render thread is asked once, on arrival."""
+        if self._view is None:
+            return
+        end = view.clamped(*self.image_size).snapped()
+        if end == self._view:         # there already (0 when fitted, + at the limit)
+            self.stop_glide()
+            self.fitted = fitted
+        else:
+            self.glide.start(self._view, end, fitted)
+
+    def glide_by(self, factor: float) -> None:
+        """Zoom by `factor` about the centre of the screen, animated (+ and -)."""
+        if self._view is not None:
+            v = self.heading
+            self.glide_to(v.zoom_at(v.screen_w / 2, v.screen_h / 2, factor, *self.limits()))
+
+    def glide_fit(self) -> None:
+        if self._view is not None:
+            self.glide_to(View.fit(*self.image_size, *self._screen), fitted=True)
+
+    def glide_actual(self) -> None:
+        if self._view is not None:
+            self.glide_to(View(self.heading.cx, self.heading.cy, 1.0, *self._screen))
+
+    def stop_glide(self) -> None:
+        """Stop a glide where it is; the view it left on screen gets rendered."""
+        if self.glide.stop() and self._unrequested:
+            self._timer.start()
+
+    def _glide_arrived(self, view: View, fitted: bool) -> None:
+        self._show(view, fitted)
+        if self._unrequested or self._timer.isActive():
+            self._timer.stop()
+            self._send_request()
 
     def zoom_to(self, zoom: float) -> None:
         """This zoom (clamped to the limits) about the centre of the view."""
@@ -254,6 +313,7 @@ class Viewport(QObject):
                                       self.model_name or "")
         self._request_started = time.perf_counter()
         self._request_done = False
+        self._unrequested = False
         self.renderer.request(self._request)
 
     def _current(self, request_id: int) -> bool:

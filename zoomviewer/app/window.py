@@ -1,8 +1,9 @@
 """The main window: menus (File, Edit, View, Go, Model, Help), shortcuts, compare layouts
-(with bicubic or another model), Explain, export, recent files, the photos of the folder
-(next / previous, the next one preloaded), the clipboard, drag and drop, the status bar
-with its zoom box. It is handed its render thread (launch.py makes one), so this
-module never loads torch; photos open on a PhotoLoader thread (photo_loader.py).
+(with bicubic or another model), Explain, the navigator, export, recent files, the photos
+of the folder (next / previous, the next one preloaded), the clipboard, drag and drop,
+the status bar with its zoom box, the icon (desktop.py). It is handed its render thread
+(launch.py makes one), so this module never loads torch; photos open on a PhotoLoader
+thread (photo_loader.py).
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from .compare import SIDE, SINGLE, SWIPE, CompareArea
 from .exportdialog import ExportDialog, ExportSession
 from .photo_loader import PhotoLoader, ScreenPhoto, for_screen
 from .clipboard import pasted
+from .desktop import NAME, app_icon
 from .folder import neighbour, place_in_folder
 from .help import show_about, show_shortcuts
 from .model_menu import ModelMenus
+from .navigator import Navigator
 from .settings import app_settings, truthy
 from .viewport import Viewport
 from .zoombox import ZoomBox
@@ -47,9 +50,11 @@ class MainWindow(QMainWindow):
         self.renderer = renderer
         self.viewport = Viewport(renderer, parent=self)
         self.compare = CompareArea(self.viewport, self)
+        self.navigator = Navigator(self.viewport, self.compare.left)
         self.setCentralWidget(self.compare)
         self.setAcceptDrops(True)
-        self.setWindowTitle("zoomviewer")
+        self.setWindowTitle(NAME)
+        self.setWindowIcon(app_icon())
         self.resize(1280, 800)
 
         self.zoom_label = ZoomBox(self.viewport.zoom_to, lambda text: self.statusBar().showMessage(text, 5000))
@@ -102,10 +107,10 @@ class MainWindow(QMainWindow):
 
         view = self.menuBar().addMenu("&View")
         vp = self.viewport
-        self._action(view, "Zoom &In", lambda: vp.zoom_by(2 ** 0.5), ["+", "=", QKeySequence.StandardKey.ZoomIn])
-        self._action(view, "Zoom &Out", lambda: vp.zoom_by(2 ** -0.5), ["-", QKeySequence.StandardKey.ZoomOut])
-        self._action(view, "&Fit", vp.fit, "0")
-        self._action(view, "&Actual Pixels (100 %)", vp.actual_size, "1")
+        self._action(view, "Zoom &In", lambda: vp.glide_by(2 ** 0.5), ["+", "=", QKeySequence.StandardKey.ZoomIn])
+        self._action(view, "Zoom &Out", lambda: vp.glide_by(2 ** -0.5), ["-", QKeySequence.StandardKey.ZoomOut])
+        self._action(view, "&Fit", vp.glide_fit, "0")
+        self._action(view, "&Actual Pixels (100 %)", vp.glide_actual, "1")
         view.addSeparator()
         group = QActionGroup(self)
         self.mode_actions = {}
@@ -115,13 +120,18 @@ class MainWindow(QMainWindow):
             group.addAction(action)
             self.mode_actions[mode] = action
         self.mode_actions[SINGLE].setChecked(True)
-        self._action(view, "&Cycle Compare Modes", self.compare.cycle_mode, "C")
+        cycle = self._action(view, "&Cycle Compare Modes", self.compare.cycle_mode, "C")
         self.ab_action = self._action(view, "Toggle &A/B (model ↔ what it is compared with)", self._toggle_ab, "B")
         self.compare_with_menu = view.addMenu("Compare &With")
         view.addSeparator()
         self.explain_action = self._action(view, "&Explain (latent grid and blend)", self.set_explain, "E",
                                            checkable=True)
         self.full_screen_action = self._action(view, "F&ull Screen", self.set_full_screen, "F", checkable=True)
+        self.navigator_action = self._action(view, "&Navigator (the whole photo, in a corner)", self.set_navigator,
+                                             "M", checkable=True)
+        self.set_navigator(truthy(app_settings().value("navigator", True)), remember=False)
+        for toggle in (cycle, self.ab_action, self.explain_action, self.full_screen_action, self.navigator_action):
+            toggle.setAutoRepeat(False)   # a key held down toggles once, never flickers back and forth
         view.addSeparator()
         self.sparse_action = self._action(view, "Faster &Deep Zoom (approximate, from ×12)", self.set_sparse,
                                           checkable=True)
@@ -258,7 +268,8 @@ class MainWindow(QMainWindow):
         h, w = photo.pixels.shape[:2]
         place = place_in_folder(photo.path) if self._saved(photo) else None
         where = f" — {place[0]} of {place[1]}" if place else ""
-        self.setWindowTitle(f"zoomviewer — {Path(photo.path).name}{where} ({w}×{h})")
+        # the name last, as desktops title windows ("photo — app"); ending with it, Qt adds no second one
+        self.setWindowTitle(f"{Path(photo.path).name}{where} ({w}×{h}) — {NAME}")
         self.export_action.setEnabled(True)
         self.copy_action.setEnabled(True)
         if place:
@@ -316,6 +327,13 @@ class MainWindow(QMainWindow):
     def set_explain(self, on: bool) -> None:
         self.explain_action.setChecked(bool(on))
         self.compare.set_explain(bool(on))
+
+    def set_navigator(self, on: bool, remember: bool = True) -> None:
+        """Show the navigator whenever part of the photo is off screen (remembered)."""
+        self.navigator_action.setChecked(bool(on))
+        self.navigator.set_wanted(bool(on))
+        if remember:
+            app_settings().setValue("navigator", bool(on))
 
     def set_full_screen(self, on: bool) -> None:
         self.full_screen_action.setChecked(bool(on))

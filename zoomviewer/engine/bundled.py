@@ -1,4 +1,5 @@
-"""Where the bundled files are: the sample photo and the shipped weights.
+"""Where the bundled files are: the sample photo and the shipped weights; and the
+package's version (`zoomviewer --version`, Help > About), also known installed or not.
 
 They live in the top-level `resources/` folder, installed as the package
 `zoomviewer.resources`; from a plain checkout (nothing installed) the folder is found
@@ -11,6 +12,17 @@ from pathlib import Path
 
 MODEL_FILES = {"fast": "fast.pt", "liif": "liif.pt", "restore": "restore.pt"}
 DEFAULT_MODEL = "fast"
+
+
+def version() -> str:
+    """The installed package's version; `__version__` in a plain checkout."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("zoomviewer")
+    except metadata.PackageNotFoundError:   # a plain checkout, nothing installed
+        from .. import __version__
+        return __version__
 
 
 def resource_dir() -> Path:

@@ -161,6 +161,8 @@ def _opened(path: Path, max_pixels: int) -> Iterator[Image.Image]:
             raise refuse("there is not enough memory to decode it") from None
         except Exception as error:  # Pillow's decoders raise many types for damaged data
             detail = str(error) or type(error).__name__
+            # "truncated (155 bytes not processed)" inside our own brackets would close twice
+            detail = detail.replace(" (", ", ").replace("(", "").replace(")", "")
             raise refuse(f"the image data is damaged or incomplete ({detail})") from None
         finally:
             Image.MAX_IMAGE_PIXELS = previous_limit
