@@ -201,6 +201,10 @@ def test_b_shows_bicubic_and_the_status_bar_says_so(qtbot, window, tmp_path):
     qtbot.keyClick(window.compare.left, Qt.Key.Key_B)
     assert window.device_label.text() == "fast decoder on cpu"
     assert not window.ab_action.autoRepeat()                    # holding B does not flicker back and forth
+    window.viewport.place(0.5, (80.0, 60.0))                    # at <= 100 % no decoder runs
+    assert window.device_label.text() == "source, area-averaged on cpu"
+    window.viewport.place(2.0, (80.0, 60.0))
+    assert window.device_label.text() == "fast decoder on cpu"
 
 
 def test_the_cursors_source_point_follows_every_change_of_view(qtbot, window, tmp_path):

@@ -71,7 +71,9 @@ class ModelMenus:
             return
         shown = self.compare.left.kind
         name = vp.model_name if shown == MODEL else shown
-        if not name or name == BICUBIC:
+        if vp.view is not None and vp.view.zoom <= 1:   # no decoder runs: say what is drawn
+            text = "source, area-averaged"
+        elif not name or name == BICUBIC:
             text = "bicubic" + ("" if name == BICUBIC else " (no model)")
         else:
             text = model_label(name)

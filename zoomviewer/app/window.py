@@ -65,7 +65,7 @@ class MainWindow(QMainWindow):
         bar.addWidget(self.cursor_label)
         bar.addWidget(self.state_label, 1)
         bar.addPermanentWidget(self.device_label)
-        self.viewport.view_changed.connect(lambda view: self.zoom_label.show_zoom(view.zoom))
+        self.viewport.view_changed.connect(lambda view: (self.zoom_label.show_zoom(view.zoom), self.models.show()))
         self.viewport.cursor_changed.connect(self._show_cursor)
         self.viewport.state_changed.connect(self.state_label.setText)
         self.renderer.model_ready.connect(self._model_ready)
