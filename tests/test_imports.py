@@ -27,26 +27,27 @@ LEVELS = {
         {"model"},
         {"latent"},
         {"render"},
-        {"export"},
+        {"export", "detail", "faces"},
     ],
     "app": [
         {"protocol", "qimages", "tile_cache", "frame", "settings", "folder", "clipboard", "display_check",
-         "zoom_animation", "desktop"},
-        {"view_passes", "exports"},
+         "zoom_animation", "desktop", "detail_overlay"},
+        {"view_passes", "exports", "details_thread"},
         {"render_thread"},
         {"viewport"},
         {"photo_loader", "canvas", "navigator"},
-        {"compare", "exportdialog", "model_menu", "help", "zoombox"},
+        {"compare", "exportdialog", "model_menu", "help", "zoombox", "details"},
         {"window"},
         {"launch"},
     ],
-    "lab": [{"precision", "degrade", "evaluate", "machine"}, {"bench_viewer"}, {"train", "bench"}],
+    "lab": [{"precision", "degrade", "evaluate", "machine"}, {"bench_viewer", "peer"}, {"train", "bench"}],
 }
 ROOMS = ["engine", "app", "lab", "cli"]
 # The widgets and what the GUI thread runs: none of them may load torch, even indirectly.
 TORCH_FREE = {"zoomviewer.app." + m for m in ("protocol", "qimages", "tile_cache", "frame", "settings", "folder", "clipboard", "viewport", "photo_loader",
                                              "canvas", "compare", "exportdialog", "model_menu", "help", "zoombox", "window",
-                                             "zoom_animation", "navigator", "desktop")}
+                                             "zoom_animation", "navigator", "desktop", "detail_overlay",
+                                             "details")}
 NUMPY_ONLY = {"zoomviewer.engine.geometry", "zoomviewer.engine.explain", "zoomviewer.engine.ensemble"}
 
 

@@ -189,10 +189,10 @@ def make(job: Job, args, renderer: Renderer, progress: Progress, label: str) -> 
     progress.start(label.format(size=f"{size[0]}x{size[1]}"))
     y0, y1, x0, x1 = codes_read(latent, region, size, keep_table=False)
     encoding = ENCODE_WEIGHT * (y1 - y0) * (x1 - x0)
-    share = encoding / (encoding + size[0] * size[1])
+    share = encoding / (args.views * (encoding + size[0] * size[1]))   # the other views encode in the export
     latent.ensure(y0, y1, x0, x1, render_workers(latent.device), lambda f: progress.show(share * f))
     for fraction in export_view(latent, photo, region, size, job.target, bits=args.bits,
-                                quality=args.quality, cell_clip=args.cell_clip):
+                                quality=args.quality, cell_clip=args.cell_clip, views=args.views):
         progress.show(share + (1 - share) * fraction)
     progress.end()
 

@@ -157,6 +157,12 @@ def cmd_view(args) -> int:
 def cmd_eval(args) -> int:
     from .lab.evaluate import evaluate, markdown_table, write_json
 
+    peer = None
+    if args.peer:   # before any model loads: a missing peer environment takes no seconds
+        from .lab.peer import check_peer, peer_command
+
+        peer = peer_command()
+        check_peer(peer)
     models = {"bicubic": None}
     names = [m for m in args.model.split(",") if m] if args.model else []
     for name in names:
@@ -170,10 +176,17 @@ def cmd_eval(args) -> int:
                 models[kind] = load_model(kind, None)
             except UsageError:
                 pass
-    results = evaluate(args.data, args.scales, models, max_images=args.max_images, degrade=args.degrade)
-    print(markdown_table(results))
+    timings: dict = {}
+    results = evaluate(args.data, args.scales, models, max_images=args.max_images, degrade=args.degrade,
+                       views=args.views, timings=timings)
+    if peer:
+        from .lab.peer import evaluate_peer
+
+        evaluate_peer(args.data, args.scales, peer, max_images=args.max_images, degrade=args.degrade,
+                      results=results, timings=timings, log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(markdown_table(results, timings))
     if args.json:
-        write_json(results, args.json)
+        write_json(results, args.json, timings)
     return 0
 
 
@@ -208,6 +221,12 @@ def model_flags(sp) -> None:
                                     "(for scanned, noisy or JPEG-compressed photos)")
     sp.add_argument("--weights", metavar="FILE", help="a weights file to use instead: ours or a published LIIF .pth")
     sp.add_argument("--device", help="where to compute: auto (default: CUDA, then MPS, then the CPU), cpu, cuda or mps")
+
+
+def views_flag(sp, more: str = "") -> None:
+    sp.add_argument("--views", type=int, choices=[1, 2, 4, 8], default=1, metavar="N", help="render as the mean of "
+                    "N views of the photo, flipped and turned (geometric self-ensemble): 1 (default: the photo as "
+                    "it is), 2, 4 or 8; slightly more accurate, about N times the time" + more)
 
 
 def view_parser(sub) -> None:
@@ -253,6 +272,7 @@ def upscale_parser(sub) -> None:
                    help="bits per channel: 8 (default) or 16 (PNG and TIFF)")
     u.add_argument("--quality", type=quality, default=95, metavar="Q", help="JPEG quality, 1 to 100 (default 95)")
     u.add_argument("--cell-clip", action="store_true", help="clip the decoder's cell to its x4 value above x4")
+    views_flag(u)
     u.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     model_flags(u)
 
@@ -270,9 +290,15 @@ def eval_parser(sub) -> None:
     e.add_argument("--weights", nargs="*", metavar="FILE", help="weights files to measure too, each a row named by its file")
     e.add_argument("--json", metavar="PATH", help="also write the results to this JSON file")
     e.add_argument("--max-images", type=positive_int, metavar="N", help="only the first N photos of each folder, by name")
+    views_flag(e, "; with N above 1 each model has a second row, such as \"fast ×8 views\", beside its own")
     e.add_argument("--degrade", choices=sorted(PROTOCOLS), metavar="NAME",
                    help="degrade each LR image by this named protocol first: "
                         + "; ".join(f"{k}: {v[1]}" for k, v in sorted(PROTOCOLS.items())))
+    e.add_argument("--peer", choices=["dat-light"],
+                   help="also measure a fixed-scale peer on the same LR images: dat-light, DAT-light run once at "
+                        "x2, x3 or x4, then bicubic to the size (a row \"DAT-light (one pass, then bicubic)\"; "
+                        "its own environment, made by `sh tools/peer/setup.sh`; about 15 s per 320x320 LR image "
+                        "on a CPU; its progress on stderr)")
 
 
 def train_parser(sub) -> None:

@@ -4,7 +4,8 @@ into new views. Never imports torch.
 Painting works in device pixels (the painter is scaled by 1/devicePixelRatio), so frames
 rendered at device resolution are blitted one to one on HiDPI screens. Each paint draws,
 for the kind this canvas shows: the source smoothly scaled (the fallback), then the
-best frame warped to the current view, then overlays (Explain, labels, the swipe divider).
+best frame warped to the current view, then overlays (the heat map of detail_overlay.py,
+Explain, labels, the swipe divider).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class ZoomCanvas(QWidget):
         self.swipe = False
         self.divider = 0.5               # swipe divider, fraction of the width
         self.explain = False
+        self.overlays: list = []         # painters (painter, canvas) over the picture: the heat map
         self.primary = True              # reports its size as the shared screen size
         self._drag_start = None          # (logical position, view) while panning
         self._dragging_divider = False
@@ -182,6 +184,8 @@ class ZoomCanvas(QWidget):
             p.setClipRect(split, 0, w - split, h)
             self._paint_kind(p, self.other_kind)
             p.restore()
+        for overlay in self.overlays:
+            overlay(p, self)
         if self.explain:
             self._paint_explain(p)
         if self.swipe:

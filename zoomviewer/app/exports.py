@@ -26,7 +26,8 @@ def run_export(job: ExportJob, latent: Callable[[], Latent] | None, cancel: Call
         return ExportOutcome(FAILED, "no trained model is loaded, so there is nothing to export the photo with")
     try:
         for fraction in export_view(latent(), job.photo, job.region, job.out_size, job.path, format=job.format,
-                                    bits=job.bits, quality=job.quality, cancel=cancel, cell_clip=cell_clip):
+                                    bits=job.bits, quality=job.quality, cancel=cancel, cell_clip=cell_clip,
+                                    views=job.views):
             progress(float(fraction))
     except Cancelled:
         return ExportOutcome(CANCELLED)

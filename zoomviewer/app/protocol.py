@@ -56,6 +56,7 @@ class ExportJob:
     bits: int = 8
     quality: int = 95
     model: str = ""                  # the model to render with ("": the render thread's first)
+    views: int = 1                   # 1, or 2, 4, 8: the mean of that many flipped / turned views
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from ..engine.bundled import MODEL_FILES, shipped_weights
 from ..engine.model import load_weights, pick_device
 from ..engine.model.native import fast_kernel
 from ..engine.render import Cancelled, Latent
+from .details_thread import DetailsThread
 from .exports import CANCELLED, FINISHED, run_export
 from .protocol import BICUBIC, MODEL, ExportJob, ModelInfo, RenderRequest, model_label
 from .qimages import qimage_from_rgb8
@@ -157,6 +158,11 @@ class RenderThread(QThread):
         return {"model parameters": sum(p.nbytes for m in self.models.values() for p in m.parameters()),
                 "latent tiles": sum(t for t, _ in held), "code tables": sum(t for _, t in held),
                 "screen tiles": self.cache.bytes}
+
+    def detail_finder(self, parent=None) -> DetailsThread:
+        """A thread that finds photos' details (details_thread.py) with this thread's first
+        model, shared read only (None before it is loaded, or without one)."""
+        return DetailsThread(lambda: self.model, parent)
 
     # -- called from the GUI thread ------------------------------------------------------
     def set_image(self, pixels: np.ndarray, image_id: int,

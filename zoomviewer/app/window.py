@@ -1,7 +1,8 @@
 """The main window: menus (File, Edit, View, Go, Model, Help), shortcuts, compare layouts
-(with bicubic or another model), Explain, the navigator, export, recent files, the photos
-of the folder (next / previous, the next one preloaded), the clipboard, drag and drop,
-the status bar with its zoom box, the icon (desktop.py). It is handed its render thread
+(with bicubic or another model), Explain, the navigator, the Details list (details.py),
+export, recent files, the photos of the folder (next / previous, the next one
+preloaded), the clipboard, drag and drop, the status bar with its zoom box, the icon
+(desktop.py). It is handed its render thread
 (launch.py makes one), so this module never loads torch; photos open on a PhotoLoader
 thread (photo_loader.py).
 """
@@ -22,6 +23,7 @@ from .exportdialog import ExportDialog, ExportSession
 from .photo_loader import PhotoLoader, ScreenPhoto, for_screen
 from .clipboard import pasted
 from .desktop import NAME, app_icon
+from .details import DetailsPanel
 from .folder import neighbour, place_in_folder
 from .help import show_about, show_shortcuts
 from .model_menu import ModelMenus
@@ -145,6 +147,7 @@ class MainWindow(QMainWindow):
         go = self.menuBar().addMenu("&Go")
         self._action(go, "&Next Photo in Folder", lambda: self.step_photo(1), ["PgDown", "Space"])
         self._action(go, "&Previous Photo in Folder", lambda: self.step_photo(-1), ["PgUp", "Backspace"])
+        self.details = DetailsPanel(self, view, go)    # the Details list, N / Shift+N, the heat map (H)
         self.models = ModelMenus(self, self.menuBar().addMenu("&Model"), self.compare_with_menu, self.device_label)
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "&Keyboard Shortcuts", lambda: show_shortcuts(self), QKeySequence.StandardKey.HelpContents)
@@ -377,6 +380,7 @@ class MainWindow(QMainWindow):
         self.show_error(message)
 
     def closeEvent(self, event) -> None:
+        self.details.stop()
         self.loader.stop()
         self.renderer.stop()
         super().closeEvent(event)

@@ -15,7 +15,8 @@ import numpy as np
 
 from . import formats
 from .images import ImageError, Photo, save
-from .render import Cancelled, Latent, Region, render_region
+from .render import Cancelled, Latent, Region, codes_read
+from .render.fusion import Mean, check_views, view_latents, view_renders
 
 MAX_OUTPUT_PIXELS = 400_000_000
 
@@ -52,8 +53,11 @@ def _same_file(a: Path, b: Path | None) -> bool:
 def export_view(latent: Latent, photo: Photo | None, region: Region, out_size: tuple[int, int],
                 path: str | os.PathLike, *, format: str | None = None, bits: int = 8, quality: int = 95,
                 cancel: Callable[[], bool] | None = None, tile: int = 1024,
-                cell_clip: bool = False) -> Iterator[float]:
-    """Render `region` (x, y, w, h source px) at out_size (W, H) and write it to `path`."""
+                cell_clip: bool = False, views: int = 1) -> Iterator[float]:
+    """Render `region` (x, y, w, h source px) at out_size (W, H) and write it to `path`.
+    With `views` 2, 4 or 8 each tile is the fused render of that many views of the photo
+    (render/fusion.py; `latent` is the first), about `views` times the work."""
+    views = check_views(views)
     path = Path(path)
     fmt = output_format(path, format)
     out_w, out_h = int(out_size[0]), int(out_size[1])
@@ -70,11 +74,18 @@ def export_view(latent: Latent, photo: Photo | None, region: Region, out_size: t
     out = np.empty((out_h, out_w, 3), dtype=np.float32)
     tiles = [(i, j) for i in range(0, out_h, tile) for j in range(0, out_w, tile)]
     sx, sy = w / out_w, h / out_h
+    first = (min(tile, out_w), min(tile, out_h))    # the largest tile
+    latents = [latent] if views == 1 else _view_latents(latent, views, (x, y, first[0] * sx, first[1] * sy), first)
+    steps = len(tiles) * views
     for k, (i, j) in enumerate(tiles):
         th, tw = min(tile, out_h - i), min(tile, out_w - j)
-        out[i:i + th, j:j + tw] = render_region(latent, (x + j * sx, y + i * sy, tw * sx, th * sy), (tw, th),
-                                                cancel=cancel, cell_clip=cell_clip, keep_table=False)
-        yield 0.95 * (k + 1) / len(tiles)
+        mean = Mean()   # render_fused's, with a step told after each view
+        part = (x + j * sx, y + i * sy, tw * sx, th * sy)
+        for v, picture in enumerate(view_renders(latents, part, (tw, th), cancel=cancel, cell_clip=cell_clip,
+                                                 keep_table=False)):
+            mean.add(picture)
+            yield 0.95 * (k * views + v + 1) / steps
+        out[i:i + th, j:j + tw] = mean.value()
     if cancel is not None and cancel():
         raise Cancelled()
     try:
@@ -83,3 +94,19 @@ def export_view(latent: Latent, photo: Photo | None, region: Region, out_size: t
     except ImageError as e:
         raise ExportError(str(e)) from None
     yield 1.0
+
+
+def _view_latents(latent: Latent, views: int, region: Region, size: tuple[int, int]) -> list[Latent]:
+    """The views' Latents for an export whose largest tile renders `region` at `size`:
+    `latent` first; the others keep no codes (a render reads only the first-layer term)
+    and share the budget of `latent`'s tiles, each holding at least the tiles one export
+    tile reads and a row and column more (a tile's code table reads its block row by
+    row: fewer would encode tiles again within one render)."""
+    y0, y1, x0, x1 = codes_read(latent, region, size, keep_table=False)
+    t = latent.tile
+    need = ((y1 - 1) // t - y0 // t + 2) * ((x1 - 1) // t - x0 // t + 2)
+    latents = view_latents(latent.model, latent.image, latent.device, views, identity=latent,
+                           tile=latent.tile, keep_codes=False)
+    for other in latents[1:]:
+        other.budget_bytes = max(latent.budget_bytes // (views - 1), need * other.tile_bytes)
+    return latents

@@ -11,6 +11,8 @@ is computed once for the codes the region touches, and the queries read it.
   torch_decode.py  a band through torch ops: codes read as strided views of the table
   fused.py         a band through the fused C kernel (model/native.py)
   residual.py      the residual option's bilinear base
+  fusion.py        multi-view fusion (the geometric self-ensemble): render_region of each
+                   flipped / transposed view of the photo, carried back and averaged
   sparse.py        Faster Deep Zoom: render_region on every step-th display pixel, linear
                    in between (off unless asked for; never exports)
   reference.py     render_region_reference, the reference code's method (whole latent
@@ -22,9 +24,11 @@ from __future__ import annotations
 
 from ..latent import Latent
 from .coords import Region
+from .fusion import VIEW_COUNTS, VIEWS, render_fused, view_latents
 from .reference import render_region_reference
 from .region import Cancelled, codes_read, render_region, render_workers
 from .sparse import deep_zoom_step, render_sparse
 
 __all__ = ["Cancelled", "Latent", "Region", "render_region", "render_sparse", "render_region_reference",
-           "deep_zoom_step", "render_workers", "codes_read"]
+           "deep_zoom_step", "render_workers", "codes_read", "render_fused", "view_latents", "VIEWS",
+           "VIEW_COUNTS"]
