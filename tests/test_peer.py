@@ -20,22 +20,23 @@ import pytest
 from PIL import Image
 
 from zoomviewer.cli import main
+from zoomviewer.engine.bundled import sample_photo
 from zoomviewer.lab.evaluate import TIME_KEY, evaluate_model, make_pair, psnr, read_hr
 from zoomviewer.lab.peer import PEER_ROW, SETUP, evaluate_peer, peer_command, peer_factor
 
 ROOT = Path(__file__).resolve().parents[1]
 STANDIN = [sys.executable, str(ROOT / "tests" / "peer_standin.py")]
-SET5 = ROOT.parent / "shared" / "data" / "bench" / "Set5"
 SCALES = [2.0, 2.5, 3.0, 8.0]
 
 
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):
-    """Crops of two real benchmark photos (real texture, a second's work at every scale)."""
+    """Two crops of the bundled sample photo (real texture, a second's work at every scale;
+    always there, unlike ../shared)."""
     folder = tmp_path_factory.mktemp("set") / "photos"
     folder.mkdir()
-    for name, box in (("bird.png", (60, 40, 196, 144)), ("head.png", (50, 60, 170, 158))):
-        with Image.open(SET5 / name) as im:
+    for name, box in (("bird.png", (420, 180, 556, 284)), ("head.png", (100, 360, 220, 458))):
+        with Image.open(sample_photo()) as im:
             im.convert("RGB").crop(box).save(folder / name)
     return folder
 
