@@ -13,6 +13,7 @@ import difflib
 import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from .engine.bundled import version
@@ -38,35 +39,23 @@ def positive_float(text: str) -> float:
     return value
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number above 0, got {text!r}")
-    return value
+def whole_number(low: int, high: int | None, wanted: str) -> Callable[[str], int]:
+    """An argparse type: a whole number in [low, high] (high None: no bound), else
+    "must be `wanted`, got '...'"."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
+        return value
+    return parse
 
 
-def count(text: str) -> int:
-    """A whole number >= 0 (0: none, or never)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number, 0 or more, got {text!r}")
-    return value
-
-
-def quality(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 1 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 100, got {text!r}")
-    return value
+positive_int = whole_number(1, None, "a whole number above 0")
+count = whole_number(0, None, "a whole number, 0 or more")     # 0: none, or never
+quality = whole_number(1, 100, "a whole number from 1 to 100")
 
 
 def size(text: str) -> tuple[int, int]:
