@@ -31,7 +31,7 @@ LEVELS = {
     ],
     "app": [
         {"protocol", "qimages", "tile_cache", "frame", "settings", "folder", "clipboard", "display_check",
-         "zoom_animation", "desktop", "detail_overlay"},
+         "zoom_animation", "desktop", "detail_overlay", "waiting"},
         {"view_passes", "exports", "details_thread"},
         {"render_thread"},
         {"viewport"},
@@ -47,7 +47,7 @@ ROOMS = ["engine", "app", "lab", "cli"]
 TORCH_FREE = {"zoomviewer.app." + m for m in ("protocol", "qimages", "tile_cache", "frame", "settings", "folder", "clipboard", "viewport", "photo_loader",
                                              "canvas", "compare", "exportdialog", "model_menu", "help", "zoombox", "window",
                                              "zoom_animation", "navigator", "desktop", "detail_overlay",
-                                             "details")}
+                                             "details", "waiting")}
 NUMPY_ONLY = {"zoomviewer.engine.geometry", "zoomviewer.engine.explain", "zoomviewer.engine.ensemble"}
 
 

@@ -285,3 +285,26 @@ def test_train_command_with_a_missing_data_folder_fails_in_one_line(tmp_path, ca
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and str(missing) in lines[0] and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []   # nothing written
+
+
+def test_a_preview_encoder_is_distilled_under_the_teachers_frozen_decoder(tmp_path, photos):
+    """train(teacher=...) makes the fast decoder of the teacher read a PreviewEncoder's
+    latent: the decoder is the teacher's, bit for bit, after training; only the encoder
+    learned, and the weights say what it was distilled from."""
+    torch.manual_seed(2)
+    teacher = new_model({**FULL_FAST, **TINY})
+    teacher_path = tmp_path / "teacher.pt"
+    save_weights(teacher_path, teacher, teacher.config, {"iterations": 5})
+    out = tmp_path / "preview.pt"
+    run = dict(data=[str(photos)], kind="fast", out=str(out), batch=2, threads=1, save_every_s=1e9,
+               teacher=str(teacher_path))
+    train(iters=0, **run)
+    untrained = load_weights(out)[0].encoder.state_dict()
+    train(iters=3, **run)                  # resumed: the decoder stays frozen
+    student, config, meta = load_weights(out)
+    assert config["encoder"] == "preview" and student.encoder.out_dim == 8
+    assert "teacher.pt (5 iterations)" in meta["distilled_from"]
+    mine, theirs = student.state_dict(), teacher.state_dict()
+    decoder = [k for k in theirs if not k.startswith("encoder.")]
+    assert decoder and all(torch.equal(mine[k], theirs[k]) for k in decoder)
+    assert any(not torch.equal(v, untrained[k]) for k, v in student.encoder.state_dict().items())

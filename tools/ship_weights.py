@@ -26,7 +26,7 @@ from zoomviewer.engine.model import load_weights, save_weights
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("checkpoint")
-    ap.add_argument("kind", choices=["fast", "liif", "restore"], help="the shipped model it becomes")
+    ap.add_argument("kind", choices=["fast", "liif", "restore", "preview"], help="the shipped model it becomes")
     ap.add_argument("--degrade", help="measure on this eval protocol's degraded LR (restore: scan)")
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared/data/bench/Set14"))
     ap.add_argument("--psnr-json", help="eval JSON whose rows for this model go into the meta")

@@ -187,14 +187,14 @@ def cmd_train(args) -> int:
           eval_data=args.eval_data, snapshot_every=args.snapshot_every,
           bf16=True if args.bf16 else False if args.fp32 else None,
           encoder_from=args.encoder_from, freeze_encoder=args.freeze_encoder,
-          init_from=args.init_from, degrade=args.degrade)
+          init_from=args.init_from, degrade=args.degrade, teacher=args.teacher)
     return 0
 
 
 def cmd_bench(args) -> int:
     from .lab.bench import run_bench
 
-    return run_bench(json_path=args.json, device=args.device, quick=args.quick)
+    return run_bench(json_path=args.json, device=args.device, quick=args.quick, opening=args.opening)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -319,6 +319,8 @@ def train_parser(sub) -> None:
     t.add_argument("--init-from", metavar="WEIGHTS", help="start a new model as a copy of these weights")
     t.add_argument("--degrade", action="store_true",
                    help="degrade the LR side (blur, noise, grain, JPEG): trains a restore model")
+    t.add_argument("--teacher", metavar="WEIGHTS",
+                   help="distil a preview encoder from these weights (their decoder, frozen, reads it)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -334,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", metavar="PATH", help="also write the timings to this JSON file")
     b.add_argument("--device", help="where to compute: auto (default), cpu, cuda or mps")
     b.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    b.add_argument("--opening", action="store_true",
+                   help="only the opening figures: the preview and the first sharp view of a photo just opened")
     p.commands = dict(sub.choices)
     return p
 

@@ -14,12 +14,12 @@ from PySide6.QtCore import QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication
 
 from ..engine import images
-from ..engine.bundled import MODEL_FILES
+from ..engine.bundled import MODEL_FILES, resource_dir
 from .compare import MODES
 from .desktop import name_the_application
 from .display_check import display_problem
 from .protocol import BICUBIC
-from .render_thread import RenderThread
+from .render_thread import RenderThread, load_preview
 from .settings import APPLICATION, ORGANISATION
 from .window import MainWindow
 
@@ -37,8 +37,11 @@ def application() -> QApplication:
 def new_window(model_or_weights=None, device: str | None = None, **window_options) -> MainWindow:
     """A main window rendering with `model_or_weights` (a model, a weights file, or None
     for bicubic only) on `device` (None: the best there is); `window_options` go to
-    MainWindow."""
-    return MainWindow(RenderThread(model_or_weights, device), **window_options)
+    MainWindow. With a shipped model the views show the shipped preview while the
+    model's latent is encoded (not with other weights: the preview is distilled for them)."""
+    shipped = isinstance(model_or_weights, (str, os.PathLike)) and Path(model_or_weights).resolve().parent == resource_dir()
+    return MainWindow(RenderThread(model_or_weights, device, preview_loader=load_preview if shipped else None),
+                      **window_options)
 
 
 def _fail(message: str) -> int:

@@ -36,7 +36,9 @@ class RenderRequest:
 @dataclass(frozen=True)
 class RenderPiece:
     """A finished piece of a frame: `rect` in the view's global device pixels
-    (end-exclusive); `image` (a QImage) is rect-sized when sharp, smaller for the coarse pass."""
+    (end-exclusive); `image` (a QImage) is rect-sized when sharp, smaller for the coarse pass.
+    A `preview` piece (the preview model's picture, while the model's latent is encoded)
+    is painted like a coarse one: under whatever is sharp already, replaced by the sharp tiles."""
     request_id: int
     kind: str                        # the requested kind it belongs to (MODEL or BICUBIC)
     view: object
@@ -44,6 +46,7 @@ class RenderPiece:
     image: object
     coarse: bool = False
     from_cache: bool = False
+    preview: bool = False
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ others loaded from their weights the first time a request names one (the Model m
 model-vs-model compare). A photo's Latent for a model is made once, under a lock, by
 whichever thread asks first (the render thread or one of its parallel lanes); every other
 caller gets the same one. A request releases the Latents of the models it does not use.
+The preview model (bundled.PREVIEW_FILE), when installed, has a Latent of its own per
+photo, under PREVIEW_BUDGET_MB: what a view shows while the chosen model's tiles encode.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import numpy as np
 import torch
 from PySide6.QtCore import QThread, Signal
 
-from ..engine.bundled import MODEL_FILES, shipped_weights
+from ..engine.bundled import MODEL_FILES, shipped_preview, shipped_weights
 from ..engine.model import load_weights, pick_device
 from ..engine.model.native import fast_kernel
 from ..engine.render import Cancelled, Latent
@@ -36,6 +38,15 @@ from .protocol import BICUBIC, MODEL, ExportJob, ModelInfo, RenderRequest, model
 from .qimages import qimage_from_rgb8
 from .tile_cache import TileCache
 from .view_passes import Source, ViewPasses
+
+
+PREVIEW_BUDGET_MB = 256      # the preview's latent tiles: enough for a few views, then LRU
+
+
+def load_preview():
+    """The shipped preview model, or None when it is not installed."""
+    path = shipped_preview()
+    return None if path is None else load_weights(path)[0]
 
 
 def render_threads() -> int:
@@ -103,14 +114,17 @@ class RenderThread(QThread):
                  cache_mb: float = 256, latent_budget_mb: float = 1536, cell_clip: bool = False,
                  threads: int | None = None, latent_factory: Callable[..., Latent] = Latent,
                  cache: TileCache | None = None, model_loader: Callable[[str], object] = load_shipped,
-                 choices: tuple[str, ...] | None = None, parent=None) -> None:
+                 choices: tuple[str, ...] | None = None, preview_loader: Callable[[], object] | None = None,
+                 parent=None) -> None:
         """`model_or_weights`: a model (nn.Module), a weights file path (loaded on this
         thread), or None for no model (the "model" kind then renders bicubic). `threads`:
         torch intra-op threads for this thread's work (default: render_threads()).
         `latent_factory(model, image, device=, budget_mb=)` makes a photo's Latent;
         `cache` replaces the TileCache of `cache_mb` finished tiles. `model_loader(name)`
         loads another model when a request names it, one of `choices` (default: the
-        installed shipped models; none without a first model)."""
+        installed shipped models; none without a first model). `preview_loader()` gives
+        the preview model (the viewer's is load_preview); without one, or when it gives
+        None, views wait for their model's encoder, with a coarse pass."""
         super().__init__(parent)
         self.threads = threads or render_threads()
         self._model_spec = model_or_weights
@@ -120,6 +134,9 @@ class RenderThread(QThread):
         self._latent_factory = latent_factory
         self._model_loader = model_loader
         self._choices = choices
+        self._preview_loader = preview_loader
+        self.preview_model = None
+        self._preview_latent: Latent | None = None
         self.models: dict[str, object] = {}     # name -> model, the first one first
         self.model = None
         self.device = None
@@ -153,9 +170,10 @@ class RenderThread(QThread):
         """Bytes this renderer holds, by what holds them: the models' parameters, the
         photo's latent tiles and code tables (all models), the finished screen tiles."""
         with self._latent_lock:
-            latents = list(self._latents.values())
+            latents = list(self._latents.values()) + ([self._preview_latent] if self._preview_latent else [])
         held = [latent.bytes_held() for latent in latents]
-        return {"model parameters": sum(p.nbytes for m in self.models.values() for p in m.parameters()),
+        models = list(self.models.values()) + ([self.preview_model] if self.preview_model is not None else [])
+        return {"model parameters": sum(p.nbytes for m in models for p in m.parameters()),
                 "latent tiles": sum(t for t, _ in held), "code tables": sum(t for _, t in held),
                 "screen tiles": self.cache.bytes}
 
@@ -235,6 +253,8 @@ class RenderThread(QThread):
             self.device = pick_device(self._device_name)
             if isinstance(model, (str, os.PathLike)):
                 model = load_weights(model)[0]
+            if model is not None and self._preview_loader is not None:
+                self.preview_model = self._preview_loader()
         except Exception as e:  # WeightsError / ValueError carry a sentence; anything else still must not kill the thread
             self.model_failed.emit(str(e) or f"the model could not be loaded ({type(e).__name__})")
             model = None
@@ -244,6 +264,8 @@ class RenderThread(QThread):
         name = ""
         if model is not None:
             fast_kernel(model, self.device)  # builds the fused decoder now (once per machine), not in the first frame
+            if self.preview_model is not None:
+                fast_kernel(self.preview_model, self.device)
             name = model_name(model)
             self.models[name] = model
         choices = self._choices if self._choices is not None else (installed_models() if model is not None else ())
@@ -260,9 +282,11 @@ class RenderThread(QThread):
         self._next_image = None
         with self._latent_lock:
             self._latents = {}
+            self._preview_latent = None
         latent = self._latent_for_photo if self.model is not None else None
         models = self.model_info.choices if self.model_info is not None else ()
-        self._source = Source(pixels, latent, self.device, display, self.cell_clip, models)
+        preview = self._preview_for_photo if self.preview_model is not None and latent is not None else None
+        self._source = Source(pixels, latent, self.device, display, self.cell_clip, models, preview)
         self.cache.clear()
 
     def _latent_for_photo(self, name: str = "") -> Latent:
@@ -279,6 +303,14 @@ class RenderThread(QThread):
                 self._latents[name] = self._latent_factory(self.models[name], self._source.image, device=self.device,
                                                            budget_mb=self.latent_budget_mb, keep_codes=False)
             return self._latents[name]
+
+    def _preview_for_photo(self) -> Latent:
+        """The photo's Latent of the preview model, made on first use."""
+        with self._latent_lock:
+            if self._preview_latent is None:
+                self._preview_latent = self._latent_factory(self.preview_model, self._source.image, device=self.device,
+                                                            budget_mb=PREVIEW_BUDGET_MB, keep_codes=False)
+            return self._preview_latent
 
     def _release_unused(self, names: set[str]) -> None:
         """Let go of the Latents (and the loaded models, but the first) no view uses."""
@@ -308,7 +340,7 @@ class RenderThread(QThread):
         except Exception as e:  # a failed render must not end the thread; the GUI says it
             self.request_failed.emit(request.request_id, f"rendering failed: {e}")
         finally:
-            for latent in list(self._latents.values()):
+            for latent in list(self._latents.values()) + ([self._preview_latent] if self._preview_latent else []):
                 latent.forget_tables()
 
     def _run_export(self, job: ExportJob) -> None:

@@ -5,11 +5,14 @@ The view is cut into the screen tiles of geometry.tile_parts. In order:
   1. tiles already in the TileCache are delivered at once;
   2. the cheap kinds (bicubic; the area-averaged source at zoom <= 1) are rendered;
   then for each model asked for (the chosen one, and another in a model-vs-model compare):
-  3. the latent tiles the view needs and the model's Latent lacks are encoded,
+  3. when the model's Latent lacks tiles the view needs and there is a preview model: the
+     preview pass, the preview model's picture of the whole missing area (its encoder is
+     14x cheaper, so a new photo is sharp in about a second, not after the full encoding);
+  4. the latent tiles the view needs and the model's Latent lacks are encoded,
      reported as encoding progress (on a slow CPU this is most of a new photo's wait);
-  4. a coarse pass (1/4 resolution) of the whole missing area, when that
+  5. without a preview, a coarse pass (1/4 resolution) of the whole missing area, when that
      area is more than COARSE_MIN_TILES tiles;
-  5. the model's sharp tiles: for a new view when the last sharp tiles came quickly, as
+  6. the model's sharp tiles: for a new view when the last sharp tiles came quickly, as
      one render cut into tiles; otherwise a few tiles at once on parallel lanes, centre
      first, each on one thread.
 Every model render of a view, the coarse pass included, uses the display pixel's cell,
@@ -39,6 +42,7 @@ COARSE_FACTOR = 4            # the coarse pass renders one pixel per 4x4 device 
 COARSE_MIN_TILES = 2         # below this much missing area the coarse pass is not worth it
 ONE_PASS_S = 1.0             # sharp tiles expected within this are decoded as one render
 COST = {BICUBIC: 0.05, AREA: 0.05}   # progress weight per pixel; a model's is 1
+PREVIEW_COST = 0.5           # progress weight per pixel of the preview pass
 
 
 @dataclass(frozen=True)
@@ -47,13 +51,15 @@ class Source:
     makes model `name`'s once per photo and hands the same one to every caller; None
     without a model), the names of the models there are (`models`, the first is what an
     unnamed MODEL means), the compute device, and `display`, the conversion of rendered
-    pixels to sRGB for the screen (None: they are sRGB already)."""
+    pixels to sRGB for the screen (None: they are sRGB already). `preview()` hands out the
+    photo's Latent of the preview model (the same one each time; None without one)."""
     image: np.ndarray
     latent: Callable[[str], Latent] | None
     device: torch.device
     display: Callable[[np.ndarray], np.ndarray] | None = None
     cell_clip: bool = False
     models: tuple[str, ...] = ()
+    preview: Callable[[], Latent | None] | None = None
 
 
 class _Progress:
@@ -114,9 +120,12 @@ class ViewPasses:
             by_effect.setdefault(effect_of(kind, view.zoom, request.model, source.models), []).append(kind)
         missing = self._serve_cached(request, by_effect, parts, step)
         by_model = {e: missing.pop(e) for e in list(missing) if e not in COST}
-        coarse = {e: sum(pixels(p.rect) for p in ps) > COARSE_MIN_TILES * self.tile ** 2 for e, ps in by_model.items()}
+        previewed = {e: self._preview_latent(request, source, e, ps) for e, ps in by_model.items()}
+        coarse = {e: previewed[e] is None and sum(pixels(p.rect) for p in ps) > COARSE_MIN_TILES * self.tile ** 2
+                  for e, ps in by_model.items()}
         total = sum(COST[e] * pixels(p.rect) for e, ps in missing.items() for p in ps)
-        total += sum(pixels(p.rect) * (1 + (1 / COARSE_FACTOR ** 2 if coarse[e] else 0))
+        total += sum(pixels(p.rect) * (1 + (1 / COARSE_FACTOR ** 2 if coarse[e] else 0)
+                                       + (PREVIEW_COST if previewed[e] is not None else 0))
                      for e, ps in by_model.items() for p in ps)
         progress = _Progress(request.request_id, total, self.report)
         job = _Job(request, source, cancel, by_effect, step, progress)
@@ -128,6 +137,8 @@ class ViewPasses:
                 self._finished(job, effect, part, image)
         for model, model_parts in by_model.items():
             model_job = replace(job, model=model)
+            if previewed[model] is not None:
+                self._preview_pass(model_job, model_parts, previewed[model])
             self._encode(model_job, model_parts)
             if coarse[model]:
                 self._coarse_pass(model_job, model_parts, sum(pixels(p.rect) for p in model_parts))
@@ -175,6 +186,39 @@ class ViewPasses:
                 self.report_encoding(request_id, fraction)
 
         latent.ensure(*codes, max(1, render_workers(job.source.device)), progress)
+
+    def _preview_latent(self, request: RenderRequest, source: Source, model: str, parts: list) -> Latent | None:
+        """The preview model's Latent when `model`'s Latent lacks tiles these parts read
+        (so the view would wait for the full encoder); else None."""
+        if source.preview is None or source.latent is None:
+            return None
+        latent = source.latent(model)
+        rect = bounding_rect(p.rect for p in parts)
+        codes = codes_read(latent, global_region(rect, request.view.zoom), (rect[2] - rect[0], rect[3] - rect[1]))
+        return source.preview() if latent.missing(*codes) else None
+
+    def _preview_pass(self, job: _Job, parts: list, latent: Latent) -> None:
+        """The preview model's picture of the parts' bounding rectangle, as one piece per
+        kind: painted at once, replaced tile by tile as the model's sharp tiles come."""
+        rect = bounding_rect(p.rect for p in parts)
+        view, size = job.request.view, (rect[2] - rect[0], rect[3] - rect[1])
+        weight = PREVIEW_COST * sum(pixels(p.rect) for p in parts)
+
+        def progress(fraction: float) -> None:
+            if job.cancel():
+                raise Cancelled()
+
+        region = global_region(rect, view.zoom)
+        latent.ensure(*codes_read(latent, region, size), max(1, render_workers(job.source.device)), progress)
+        rgb = render_sparse(latent, region, size, job.step, rect[:2], cancel=job.cancel,
+                            progress=job.progress.part(weight), cell_clip=job.source.cell_clip,
+                            cell=(1 / view.zoom,) * 2)
+        if job.cancel():
+            raise Cancelled()
+        image = self._to_image(job, rgb)
+        job.progress.done += weight
+        for kind in job.by_effect[job.model]:
+            self.deliver(RenderPiece(job.request.request_id, kind, view, rect, image, preview=True))
 
     def _coarse_pass(self, job: _Job, parts: list, model_pixels: int) -> None:
         rect = bounding_rect(p.rect for p in parts)

@@ -24,6 +24,7 @@ from PySide6.QtGui import QImage
 from ..engine.geometry import View, zoom_limits
 from .frame import Frame, halved, source_pyramid
 from .protocol import BICUBIC, MODEL, ModelInfo, RenderRequest, model_label
+from .waiting import WaitingText
 from .zoom_animation import ZoomAnimation
 
 class Viewport(QObject):
@@ -57,7 +58,7 @@ class Viewport(QObject):
         self.fitted = False                     # the view is "fit", and stays so as the window resizes
         self.cursor: tuple[float, float] | None = None   # the source point under the pointer
         self._pointer: tuple[float, float] | None = None
-        self._encoding_since: tuple[int, float, float] | None = None   # request, when, fraction then
+        self._waiting = WaitingText()            # the status while the request waits for its model
         self.model_name: str | None = None      # the chosen model; None until the render thread says; "" for none
         self.model_choices: tuple[str, ...] = ()
         self.device_name = ""
@@ -312,6 +313,7 @@ class Viewport(QObject):
         self._request = RenderRequest(self._request_id, self.image_id, self._view, self._kinds, self.sparse,
                                       self.model_name or "")
         self._request_started = time.perf_counter()
+        self._waiting.start(self._request_id)
         self._request_done = False
         self._unrequested = False
         self.renderer.request(self._request)
@@ -326,7 +328,9 @@ class Viewport(QObject):
         if frame is None or not frame.matches(piece.view):
             frame = frame.warped_to(piece.view) if frame is not None else Frame(piece.view)
             self.frames[piece.kind] = frame
-        frame.add(piece.rect, piece.image, piece.coarse)
+        frame.add(piece.rect, piece.image, piece.coarse or piece.preview)
+        if piece.preview and self._waiting.preview_s is None:
+            self._set_state(self._waiting.preview(time.perf_counter() - self._request_started))
         self.changed.emit()
 
     def _on_progress(self, request_id: int, fraction: float) -> None:
@@ -335,16 +339,8 @@ class Viewport(QObject):
 
     def _on_encoding(self, request_id: int, fraction: float) -> None:
         """'encoding 40 %, about 6 s left' while the latent tiles of the view are encoded."""
-        if not self._current(request_id) or fraction >= 1:
-            return
-        if self._encoding_since is None or self._encoding_since[0] != request_id:
-            self._encoding_since = (request_id, time.perf_counter(), fraction)
-        _, since, first = self._encoding_since
-        text = f"encoding {int(100 * fraction)} %"
-        if fraction > first:
-            left = (time.perf_counter() - since) * (1 - fraction) / (fraction - first)
-            text += f", about {left:.0f} s left"
-        self._set_state(text)
+        if self._current(request_id) and fraction < 1:
+            self._set_state(self._waiting.encoding(fraction, time.perf_counter()))
 
     def _on_finished(self, request_id: int, seconds: float) -> None:
         if not self._current(request_id):

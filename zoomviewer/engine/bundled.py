@@ -12,6 +12,9 @@ from pathlib import Path
 
 MODEL_FILES = {"fast": "fast.pt", "liif": "liif.pt", "restore": "restore.pt"}
 DEFAULT_MODEL = "fast"
+# the preview model (the fast decoder on a distilled, 14x cheaper encoder): not a choice of
+# the Model menu, but what a view shows while the chosen model's latent is being encoded
+PREVIEW_FILE = "preview.pt"
 
 
 def version() -> str:
@@ -42,4 +45,10 @@ def shipped_weights(kind: str = DEFAULT_MODEL) -> Path | None:
     if kind not in MODEL_FILES:
         raise ValueError(f"unknown model {kind!r} (choose {' or '.join(MODEL_FILES)})")
     p = resource_dir() / MODEL_FILES[kind]
+    return p if p.is_file() else None
+
+
+def shipped_preview() -> Path | None:
+    """The shipped preview model's weights file, or None when not installed."""
+    p = resource_dir() / PREVIEW_FILE
     return p if p.is_file() else None

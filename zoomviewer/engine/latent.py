@@ -182,6 +182,11 @@ class Latent:
             out[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0] = part
         return out
 
+    def missing(self, y0: int, y1: int, x0: int, x1: int) -> int:
+        """How many of the tiles covering a block are not encoded (nor being encoded) yet."""
+        with self._lock:
+            return sum(key not in self._tiles for key in self._tile_keys(y0, y1, x0, x1))
+
     def ensure(self, y0: int, y1: int, x0: int, x1: int, workers: int,
                progress: Callable[[float], None] | None = None) -> int:
         """Encode the missing tiles of a block now, `workers` at a time (each on its own

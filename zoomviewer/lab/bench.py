@@ -171,15 +171,34 @@ def bench_model(kind: str, key: str, mp1: np.ndarray, dev: torch.device, runs: i
     return entry
 
 
-def bench_opening(mp1: np.ndarray, dev: torch.device, quick: bool, log) -> dict:
-    """The first sharp view of a photo just opened (render thread, nothing encoded), and
-    the first sharp frame and an export of a big photo rendered directly."""
+def _preview_model():
+    from ..engine.bundled import shipped_preview
+    path = shipped_preview()
+    return None if path is None else load_weights(path)[0]
+
+
+def bench_opening(mp1: np.ndarray, dev: torch.device, quick: bool, log, export: bool = True) -> dict:
+    """The first sharp view of a photo just opened (render thread, nothing encoded; and
+    the preview's time where one is shipped), the first sharp frame and an export of a
+    big photo rendered directly."""
     fast, _ = _model("fast")
+    preview = _preview_model()
     big = _photo(3000, 4000) if not quick else _photo(1000, 1500)
-    res: dict = {"first_view_after_open_ms": {k: 1000 * v for k, v in bench_first_view(
-        fast, {f"{mp1.shape[1]}x{mp1.shape[0]}": mp1, f"{big.shape[1]}x{big.shape[0]}": big}, dev).items()}}
+    res: dict = {}
+    if preview is not None:
+        latent = Latent(preview, mp1, dev)
+        t = time.perf_counter()
+        latent.encode_all()
+        res["preview_encoder_s_per_mp"] = (time.perf_counter() - t) / (mp1.size / 3 / 1e6)
+        log(f"preview encoder: {res['preview_encoder_s_per_mp']:.2f} s per megapixel")
+    sharp, previews = bench_first_view(fast, {f"{mp1.shape[1]}x{mp1.shape[0]}": mp1,
+                                              f"{big.shape[1]}x{big.shape[0]}": big}, dev, preview=preview)
+    res["first_view_after_open_ms"] = {k: 1000 * v for k, v in sharp.items()}
     log("first sharp view after opening (render thread, nothing encoded): "
         + ", ".join(f"{k} {v:.0f} ms" for k, v in res["first_view_after_open_ms"].items()))
+    if previews:
+        res["first_preview_after_open_ms"] = {k: 1000 * v for k, v in previews.items()}
+        log("its preview after opening: " + ", ".join(f"{k} {v:.0f} ms" for k, v in res["first_preview_after_open_ms"].items()))
     t = time.perf_counter()
     latent = Latent(fast, big, dev)
     render_region(latent, _view_region(10), VIEW)
@@ -188,6 +207,8 @@ def bench_opening(mp1: np.ndarray, dev: torch.device, quick: bool, log) -> dict:
     res["first_sharp_frame_photo"] = f"{big.shape[1]}x{big.shape[0]}"
     log(f"first sharp frame, {big.shape[1]}x{big.shape[0]} photo, 1280x800 at x10 on a corner: "
         f"{res['first_sharp_frame_ms']:.0f} ms")
+    if not export:
+        return res
     size = (7680, 4320) if not quick else (1920, 1080)
     region = (500.0, 400.0, size[0] / 4, size[1] / 4)
     from ..engine.export import export_view
@@ -202,7 +223,8 @@ def bench_opening(mp1: np.ndarray, dev: torch.device, quick: bool, log) -> dict:
 
 
 def run_bench(json_path: str | None = None, device: str | None = None, quick: bool = False,
-              log=lambda s: print(s, file=sys.stderr, flush=True)) -> int:
+              log=lambda s: print(s, file=sys.stderr, flush=True), opening: bool = False) -> int:
+    """The bench; `opening`: only the machine and the opening figures (no export)."""
     dev = pick_device(device)
     runs = 1 if quick else 5  # fast-decoder figures: the median of 5 (this machine varies by ±20 %)
     from ..engine.model import native
@@ -211,6 +233,12 @@ def run_bench(json_path: str | None = None, device: str | None = None, quick: bo
                                              if native.library() is not None else None)}
     log("machine: " + machine.summary(res["machine"]))
     mp1 = _photo(816, 1224) if not quick else _photo(408, 612)
+    if opening:
+        res.update(bench_opening(mp1, dev, quick, log, export=False))
+        print("\n".join(_opening_rows(res)))
+        if json_path:
+            Path(json_path).write_text(json.dumps(res, indent=2))
+        return 0
     for kind, key in (("fast", "fast"), ("liif", "exact")):
         res[key] = bench_model(kind, key, mp1, dev, runs, quick, log)
     res["encoder_s_per_mp"] = res["fast"]["encoder_s_per_mp"]
@@ -231,6 +259,21 @@ def run_bench(json_path: str | None = None, device: str | None = None, quick: bo
     if json_path:
         Path(json_path).write_text(json.dumps(res, indent=2))
     return 0
+
+
+def _opening_rows(res: dict) -> list[str]:
+    rows = []
+    if "preview_encoder_s_per_mp" in res:
+        rows.append(f"| preview encoder, s per megapixel | {res['preview_encoder_s_per_mp']:.2f} | |")
+    photo = res.get("first_sharp_frame_photo", "4000x3000").replace("x", "×")
+    rows.append(f"| first sharp frame, {photo} photo, ×10 corner, ms | {res['first_sharp_frame_ms']:.0f} | |")
+    previews = res.get("first_preview_after_open_ms", {})
+    for k, v in res.get("first_view_after_open_ms", {}).items():
+        name = k.replace('x', '×', 1).replace(' x', ' ×')
+        if k in previews:
+            rows.append(f"| preview after opening, {name}, ms | {previews[k]:.0f} | |")
+        rows.append(f"| first sharp view after opening, {name}, ms | {v:.0f} | |")
+    return rows
 
 
 def _device_name(dev: torch.device) -> str:
@@ -264,10 +307,7 @@ def markdown(res: dict) -> str:
     for k, v in res["exact"].get("speedup_vs_reference", {}).items():
         rows.append(f"| speed-up over the reference method {k.replace('x', '×')} | | {v:.1f}× |")
     rows.append(f"| encoder, s per megapixel | {res['encoder_s_per_mp']:.2f} | |")
-    photo = res.get("first_sharp_frame_photo", "4000x3000").replace("x", "×")
-    rows.append(f"| first sharp frame, {photo} photo, ×10 corner, ms | {res['first_sharp_frame_ms']:.0f} | |")
-    for k, v in res.get("first_view_after_open_ms", {}).items():
-        rows.append(f"| first sharp view after opening, {k.replace('x', '×', 1).replace(' x', ' ×')}, ms | {v:.0f} | |")
+    rows += _opening_rows(res)
     for k, v in res.items():
         if k.startswith("export_"):
             rows.append(f"| {k.replace('_', ' ')} | {v:.1f} | |")

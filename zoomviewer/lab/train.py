@@ -131,7 +131,8 @@ def train(data: list[str], kind: str, out: str, iters: int, batch: int = 16, lr:
           eval_every: int = 0, eval_data: str | None = None, log: str | None = None,
           seed: int = 0, lr_size: int = 48, snapshot_every: int = 0, bf16: bool | None = None,
           encoder_from: str | None = None, freeze_encoder: bool = False,
-          config: dict | None = None, init_from: str | None = None, degrade: bool = False) -> None:
+          config: dict | None = None, init_from: str | None = None, degrade: bool = False,
+          teacher: str | None = None) -> None:
     """Train a `kind` model ('fast' or 'liif') into `out` up to `iters` iterations in all,
     resuming `out` (and its optimiser state, `out`.state) if it exists.
 
@@ -141,30 +142,29 @@ def train(data: list[str], kind: str, out: str, iters: int, batch: int = 16, lr:
     natively, True or False forces it; the choice and its reason go into the recipe.
     `init_from`: a new model starts as a copy of these weights (all of it). `degrade`: the
     LR side of every patch goes through degrade.TRAINING_CHAIN (the restore model), and
-    evaluation during training uses the "scan" protocol.
+    evaluation during training uses the "scan" protocol. `teacher`: distil a preview
+    encoder from these weights: the new model is the teacher's decoder (kept frozen) on a
+    PreviewEncoder, trained on the photos and to reproduce the teacher's latent.
     """
     if threads:
         torch.set_num_threads(threads)
     out_p = Path(out)
     state_p = out_p.with_suffix(out_p.suffix + ".state")
     wanted = {"kind": kind, "encoder": DEFAULT_ENCODER, "residual": residual, **(config or {})}
+    if teacher and not out_p.exists():
+        wanted = _student_config(teacher)
     model, config, meta, start = _start_model(out_p, wanted, encoder_from, init_from)
     model.train()
-    # a new decoder on a trained encoder is first fitted with the encoder frozen: trained
-    # jointly from the start, its random gradients disturb the encoder and kill render units
-    model.encoder.requires_grad_(not freeze_encoder)
+    teacher_model = _trained_parts(model, meta, freeze_encoder, teacher, start)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     _resume_optimizer(opt, state_p, start)
     images = load_training_images(data, min_side=lr_size)
     sampler = PatchSampler(images, lr_size=lr_size, seed=seed + start, degrade=degrade)
     dtype, why = training_precision("cpu", bf16)
     precision = f"{precision_name(dtype)} encoder ({why})"
-    meta["training_data"] = list(dict.fromkeys(meta.get("training_data", []) + [str(d) for d in data]))
-    meta["recipe"] = (f"LIIF recipe: scale U(1,4), {lr_size}px LR patches, batch {batch}, 2304 targets, "
-                      f"flips+transpose, L1, Adam lr {lr} cosine over {iters} its, residual={config.get('residual')}"
-                      f", {precision}{', encoder frozen' if freeze_encoder else ''}")
-    if degrade:
-        meta["degradation"] = TRAINING_CHAIN
+    _record_recipe(meta, data, f"LIIF recipe: scale U(1,4), {lr_size}px LR patches, batch {batch}, 2304 targets, "
+                   f"flips+transpose, L1, Adam lr {lr} cosine over {iters} its, residual={config.get('residual')}"
+                   f", {precision}{', encoder frozen' if freeze_encoder else ''}", degrade)
     print(f"training {config['kind']} on {len(images)} images from {start} to {iters} iterations, "
           f"{precision}", file=sys.stderr)
 
@@ -181,7 +181,7 @@ def train(data: list[str], kind: str, out: str, iters: int, batch: int = 16, lr:
         while it < iters:
             for g in opt.param_groups:
                 g["lr"] = lr_at(it, iters, lr)
-            loss_acc += _step(model, opt, sampler.sample(batch), dtype)
+            loss_acc += _step(model, opt, sampler.sample(batch), dtype, teacher_model)
             n_acc += 1
             it += 1
             if it % 10 == 0:
@@ -247,15 +247,55 @@ def _resume_optimizer(opt: torch.optim.Optimizer, state_p: Path, start: int) -> 
             print("the optimizer starts afresh (the set of trained parameters changed)", file=sys.stderr)
 
 
-def _step(model, opt: torch.optim.Optimizer, sample, dtype: torch.dtype) -> float:
-    """One optimiser step on a sampled batch; the L1 loss before it."""
+def _record_recipe(meta: dict, data: list[str], recipe: str, degrade: bool) -> None:
+    meta["training_data"] = list(dict.fromkeys(meta.get("training_data", []) + [str(d) for d in data]))
+    meta["recipe"] = recipe
+    if degrade:
+        meta["degradation"] = TRAINING_CHAIN
+
+
+def _student_config(teacher: str) -> dict:
+    """A preview encoder's model: the teacher's configuration, a PreviewEncoder of its width."""
+    teacher_model, teacher_config, _ = load_weights(teacher)
+    return {**teacher_config, "encoder": "preview", "encoder_args": {"out_dim": teacher_model.encoder.out_dim}}
+
+
+def _trained_parts(model, meta: dict, freeze_encoder: bool, teacher: str | None, start: int):
+    """Freeze what is not trained; -> the teacher model (eval mode) when distilling, else None."""
+    # a new decoder on a trained encoder is first fitted with the encoder frozen: trained
+    # jointly from the start, its random gradients disturb the encoder and kill render units
+    model.encoder.requires_grad_(not freeze_encoder)
+    return _distillation(model, meta, teacher, start) if teacher else None
+
+
+def _distillation(model, meta: dict, teacher: str, start: int) -> torch.nn.Module:
+    """The teacher in eval mode: a new student takes the teacher's decoder; the decoder
+    stays frozen, so the student's latent is read by it exactly as the teacher's."""
+    teacher_model = load_weights(teacher)[0].eval().requires_grad_(False)
+    if start == 0:
+        decoder = {k: v for k, v in teacher_model.state_dict().items() if not k.startswith("encoder.")}
+        model.load_state_dict({**model.state_dict(), **decoder})
+        meta["distilled_from"] = f"{Path(teacher).name} ({teacher_model.meta.get('iterations', '?')} iterations)"
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.startswith("encoder."))
+    return teacher_model
+
+
+def _step(model, opt: torch.optim.Optimizer, sample, dtype: torch.dtype, teacher=None) -> float:
+    """One optimiser step on a sampled batch; the L1 loss before it (with a teacher, the
+    colour loss plus the L1 distance of the latent to the teacher's)."""
     inp, coord, cell, gt = sample
     # the encoder is most of an iteration, so only it runs under autocast; the decoder
     # stays fp32, as it runs at render time
     with torch.autocast(inp.device.type, dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
         feat = model.encoder(inp)
+        if teacher is not None:
+            with torch.no_grad():
+                target = teacher.encoder(inp).float()
     pred = model.query(inp, coord, cell, feat=feat.float())
     loss = (pred - gt).abs().mean()
+    if teacher is not None:
+        loss = loss + (feat.float() - target).abs().mean()
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
