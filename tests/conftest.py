@@ -102,6 +102,25 @@ def assert_frame_is(viewport, kind, render):
 WINDOW_TIMEOUT_MS = 30_000
 
 
+def viewer_of(qtbot, renderer, image, zoom, center, size, fuse=False):
+    """-> (viewport, the status texts it says): a Viewport on a started `renderer`,
+    showing `image` at `zoom` about `center` in a shown ZoomCanvas of `size`."""
+    from zoomviewer.app.canvas import ZoomCanvas
+    from zoomviewer.app.viewport import Viewport
+
+    viewport = Viewport(renderer, debounce_ms=10)
+    viewport.fuse = fuse
+    states = []
+    viewport.state_changed.connect(states.append)
+    viewport.place(zoom, center)
+    viewport.set_image(image)
+    canvas = ZoomCanvas(viewport)
+    qtbot.addWidget(canvas)
+    canvas.resize(*size)
+    canvas.show()
+    return viewport, states
+
+
 def shown_window(qtbot, window, size=(420, 320)):
     """The window shown at `size`, once its render thread has loaded the model."""
     qtbot.addWidget(window)

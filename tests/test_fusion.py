@@ -12,8 +12,8 @@ from PIL import Image
 
 from engine_models import sample_image, spread_model
 from zoomviewer.engine.export import export_view
-from zoomviewer.engine.render import VIEWS, Cancelled, Latent, render_fused, render_region, view_latents
-from zoomviewer.engine.render.fusion import render_view
+from zoomviewer.engine.render import VIEWS, Cancelled, Latent, render_fused, render_fused_crop, render_region, view_latents
+from zoomviewer.engine.render.fusion import fusion_crop, render_view
 
 # Each view written out independently of the module: what it does to the photo (and,
 # undone, to a render), and where it sends a photo point (px, py) of a W x H photo.
@@ -159,3 +159,20 @@ def test_a_cancelled_fused_export_leaves_no_file(tmp_path):
             seen.append(fraction)
     assert len(seen) == 3 and seen[-1] < 0.2
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("region", [(21.5, 17.25, 9.75, 6.5), (0.25, 30.5, 8.0, 5.25)])
+def test_fusing_a_crop_equals_fusing_the_whole_photo(region):
+    """The viewer's deep-zoom fusion encodes, for each turned view, only the crop the
+    region reads (and the encoder's halo): the picture is the whole photo's fusion; in the
+    middle of the photo and at its border."""
+    model = spread_model("fast", residual=True)
+    image = sample_image(48, 64, seed=4)
+    size, cell = (39, 26), (0.25, 0.25)
+    whole = render_fused(view_latents(model, image, "cpu", 8), region, size, cell=cell)
+    latent = Latent(model, image, "cpu")
+    crop = render_fused_crop(latent, region, size, 8, cell=cell)
+    y0, y1, x0, x1 = fusion_crop(latent, region, size)
+    assert (y1 - y0) * (x1 - x0) < image.shape[0] * image.shape[1] / 4      # a crop, not the photo
+    assert np.abs(crop - whole).max() < 1e-5
+    assert np.abs(crop - render_region(latent, region, size, cell=cell)).max() > 1e-3   # fused: not one view

@@ -77,24 +77,14 @@ def test_the_waiting_text_says_when_the_preview_came_and_how_long_the_encoding_h
 
 
 def test_in_the_viewer_a_fresh_photo_says_when_the_preview_came_then_shows_the_model_exactly(qtbot, tiny_model):
-    from conftest import assert_frame_is
-    from zoomviewer.app.canvas import ZoomCanvas
+    from conftest import assert_frame_is, viewer_of
     from zoomviewer.app.render_thread import RenderThread
-    from zoomviewer.app.viewport import Viewport
 
     photo = np.random.default_rng(9).random((300, 400, 3), dtype=np.float32)
     renderer = RenderThread(tiny_model, "cpu", tile=64, preview_loader=lambda: spread_model("fast", seed=5))
     renderer.start()
     try:
-        viewport = Viewport(renderer, debounce_ms=10)
-        states = []
-        viewport.state_changed.connect(states.append)
-        viewport.place(3.0, (200.0, 150.0))
-        viewport.set_image(photo)
-        canvas = ZoomCanvas(viewport)
-        qtbot.addWidget(canvas)
-        canvas.resize(400, 300)
-        canvas.show()
+        viewport, states = viewer_of(qtbot, renderer, photo, 3.0, (200.0, 150.0), (400, 300))
         qtbot.waitUntil(viewport.is_sharp, timeout=30_000)
         waiting = [s for s in states if s.startswith("preview in ")]
         assert waiting and " s; encoding" in waiting[0], states

@@ -40,8 +40,10 @@ def new_window(model_or_weights=None, device: str | None = None, **window_option
     MainWindow. With a shipped model the views show the shipped preview while the
     model's latent is encoded (not with other weights: the preview is distilled for them)."""
     shipped = isinstance(model_or_weights, (str, os.PathLike)) and Path(model_or_weights).resolve().parent == resource_dir()
-    return MainWindow(RenderThread(model_or_weights, device, preview_loader=load_preview if shipped else None),
-                      **window_options)
+    window = MainWindow(RenderThread(model_or_weights, device, preview_loader=load_preview if shipped else None),
+                        **window_options)
+    window.viewport.fuse = True     # at deep zoom, a last pass fused from 8 views where this machine affords it
+    return window
 
 
 def _fail(message: str) -> int:

@@ -31,6 +31,7 @@ class RenderRequest:
     kinds: tuple[str, ...] = (MODEL,)
     sparse: bool = False             # Faster Deep Zoom (render.render_sparse) for the sharp tiles
     model: str = ""                  # the model MODEL stands for ("": the render thread's first)
+    fuse: bool = False               # once sharp, a fused pass (8 views) where it is affordable
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class RenderPiece:
     coarse: bool = False
     from_cache: bool = False
     preview: bool = False
+    fused: bool = False              # the fused pass: the mean of the photo's 8 turned and flipped views
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,10 @@ from .view_passes import Source, ViewPasses
 
 
 PREVIEW_BUDGET_MB = 256      # the preview's latent tiles: enough for a few views, then LRU
+# The viewer's latent tiles are small, so a view encodes little beyond what it shows; they
+# are encoded in bands of many tiles with one halo each (Latent.ensure), so small tiles
+# cost no more halo than large ones.
+LATENT_TILE = 64
 
 
 def load_preview():
@@ -103,6 +107,7 @@ class RenderThread(QThread):
     request_finished = Signal(int, float)    # request_id, seconds since it was taken up
     request_failed = Signal(int, str)        # request_id, one sentence
     encoding_progress = Signal(int, float)   # request_id, fraction of the latent tiles it waits for
+    fusing_progress = Signal(int, float)     # request_id, fraction of its fused pass done
     model_ready = Signal(object)             # ModelInfo
     model_failed = Signal(str)               # one sentence
     export_progress = Signal(float)
@@ -143,7 +148,7 @@ class RenderThread(QThread):
         self.model_info: ModelInfo | None = None   # set (on this thread) just before model_ready
         self.cache = cache if cache is not None else TileCache(int(cache_mb * 2**20), lambda image: image.sizeInBytes())
         self.passes = ViewPasses(self.cache, qimage_from_rgb8, self.piece_ready.emit, self.progress_changed.emit,
-                                 tile, self.encoding_progress.emit)
+                                 tile, self.encoding_progress.emit, self.fusing_progress.emit)
         self._cond = threading.Condition()
         self._generation = 0
         self._pending: RenderRequest | None = None
@@ -301,7 +306,8 @@ class RenderThread(QThread):
                     self.models[name] = model
                 # the viewer renders from the first-layer term only: the codes need no memory
                 self._latents[name] = self._latent_factory(self.models[name], self._source.image, device=self.device,
-                                                           budget_mb=self.latent_budget_mb, keep_codes=False)
+                                                           budget_mb=self.latent_budget_mb, keep_codes=False,
+                                                           tile=LATENT_TILE)
             return self._latents[name]
 
     def _preview_for_photo(self) -> Latent:
@@ -309,7 +315,8 @@ class RenderThread(QThread):
         with self._latent_lock:
             if self._preview_latent is None:
                 self._preview_latent = self._latent_factory(self.preview_model, self._source.image, device=self.device,
-                                                            budget_mb=PREVIEW_BUDGET_MB, keep_codes=False)
+                                                            budget_mb=PREVIEW_BUDGET_MB, keep_codes=False,
+                                                            tile=LATENT_TILE)
             return self._preview_latent
 
     def _release_unused(self, names: set[str]) -> None:

@@ -15,6 +15,9 @@ The view is cut into the screen tiles of geometry.tile_parts. In order:
   6. the model's sharp tiles: for a new view when the last sharp tiles came quickly, as
      one render cut into tiles; otherwise a few tiles at once on parallel lanes, centre
      first, each on one thread.
+  7. with request.fuse, once a view at FUSE_MIN_ZOOM or more is sharp: the fused pass (render_fused_crop, the
+     mean of the photo's 8 turned and flipped views) of the whole view, when this CPU's
+     measured encoder and decoder rates say it costs under FUSE_BUDGET_S (on a GPU, always);
 Every model render of a view, the coarse pass included, uses the display pixel's cell,
 so they all share the latent's one code table for that zoom. A request may ask for
 Faster Deep Zoom (render.render_sparse) for its sharp tiles; the cache keeps the two apart.
@@ -33,7 +36,9 @@ import numpy as np
 import torch
 
 from ..engine.geometry import View, bounding_rect, global_region, tile_parts
-from ..engine.render import Cancelled, Latent, codes_read, deep_zoom_step, render_sparse, render_workers
+from ..engine.render import (Cancelled, Latent, codes_read, deep_zoom_step, render_fused_crop, render_sparse,
+                             render_workers)
+from ..engine.render.fusion import fusion_crop
 from ..engine.resample import area_region, bicubic_region, to_rgb8
 from .protocol import AREA, BICUBIC, MODEL, RenderPiece, RenderRequest
 from .tile_cache import TileCache
@@ -43,6 +48,9 @@ COARSE_MIN_TILES = 2         # below this much missing area the coarse pass is n
 ONE_PASS_S = 1.0             # sharp tiles expected within this are decoded as one render
 COST = {BICUBIC: 0.05, AREA: 0.05}   # progress weight per pixel; a model's is 1
 PREVIEW_COST = 0.5           # progress weight per pixel of the preview pass
+FUSE_BUDGET_S = 2.0          # a fused pass is run when it is expected within this
+FUSE_MIN_ZOOM = 8.0          # deep zoom: where the model draws what the photo never held
+FUSED_VIEWS = 8
 
 
 @dataclass(frozen=True)
@@ -102,11 +110,15 @@ class ViewPasses:
 
     def __init__(self, cache: TileCache, to_image: Callable[[np.ndarray], object],
                  deliver: Callable[[RenderPiece], None], report: Callable[[int, float], None],
-                 tile: int = 256, report_encoding: Callable[[int, float], None] | None = None) -> None:
+                 tile: int = 256, report_encoding: Callable[[int, float], None] | None = None,
+                 report_fusing: Callable[[int, float], None] | None = None) -> None:
         """`report(request_id, fraction)` tells the request's progress;
-        `report_encoding(request_id, fraction)` the encoding of latent tiles it waits for."""
+        `report_encoding(request_id, fraction)` the encoding of latent tiles it waits for;
+        `report_fusing(request_id, fraction)` the fused pass's."""
         self.cache, self.to_image, self.deliver, self.report = cache, to_image, deliver, report
-        self.report_encoding = report_encoding
+        self.report_encoding, self.report_fusing = report_encoding, report_fusing
+        self.encode_rate: float | None = None  # source pixels per second of the last tiles encoded
+        self.fuse_budget_s = FUSE_BUDGET_S      # the longest a fused pass may be expected to take
         self.tile = int(tile)
         self.model_rate: float | None = None   # pixels per second of the last sharp model tiles
 
@@ -149,6 +161,8 @@ class ViewPasses:
         if cancel():
             raise Cancelled()
         self.report(request.request_id, 1.0)
+        if request.fuse and MODEL in request.kinds:
+            self._fused_pass(job, parts)
 
     def _key(self, effect: str, view: View, part, step: int) -> tuple:
         return effect, view.zoom, step if effect not in COST else 1, part.key
@@ -185,7 +199,51 @@ class ViewPasses:
             if self.report_encoding is not None:
                 self.report_encoding(request_id, fraction)
 
+        started, before = time.perf_counter(), latent.pixels_encoded
         latent.ensure(*codes, max(1, render_workers(job.source.device)), progress)
+        if latent.pixels_encoded > before:
+            self.encode_rate = (latent.pixels_encoded - before) / max(time.perf_counter() - started, 1e-6)
+
+    def _fusion_cost_s(self, latent: Latent, region, size) -> float | None:
+        """What a fused pass of `region` should take here, from the measured rates (None:
+        not measured yet); 0 on a GPU, where it always runs."""
+        if latent.device.type == "cuda":
+            return 0.0
+        if not (self.encode_rate and self.model_rate):
+            return None
+        y0, y1, x0, x1 = fusion_crop(latent, region, size)
+        return ((FUSED_VIEWS - 1) * (y1 - y0) * (x1 - x0) / self.encode_rate
+                + FUSED_VIEWS * size[0] * size[1] / self.model_rate)
+
+    def _fused_pass(self, job: _Job, parts: list) -> None:
+        """The chosen model's view fused from the photo's 8 views, as one piece, when it is
+        affordable; cancelled like every pass."""
+        model = effect_of(MODEL, job.request.view.zoom, job.request.model, job.source.models)
+        if model in COST or job.step != 1 or job.request.view.zoom < FUSE_MIN_ZOOM:
+            return
+        latent = job.source.latent(model)
+        rect = bounding_rect(p.rect for p in parts)
+        view, size = job.request.view, (rect[2] - rect[0], rect[3] - rect[1])
+        region = global_region(rect, view.zoom)
+        cost = self._fusion_cost_s(latent, region, size)
+        if cost is None or cost > self.fuse_budget_s:
+            return
+        request_id = job.request.request_id
+
+        def progress(fraction: float) -> None:
+            if self.report_fusing is not None:
+                self.report_fusing(request_id, fraction)
+
+        progress(0.0)
+        rgb = render_fused_crop(latent, region, size, FUSED_VIEWS, cancel=job.cancel, progress=progress,
+                                cell_clip=job.source.cell_clip, cell=(1 / view.zoom,) * 2)
+        if job.cancel():
+            raise Cancelled()
+        image = self._to_image(job, rgb)
+        for kind in job.by_effect[model]:
+            if kind == MODEL:
+                self.deliver(RenderPiece(request_id, kind, view, rect, image, fused=True))
+        progress(1.0)
 
     def _preview_latent(self, request: RenderRequest, source: Source, model: str, parts: list) -> Latent | None:
         """The preview model's Latent when `model`'s Latent lacks tiles these parts read

@@ -49,6 +49,7 @@ class Viewport(QObject):
         self._screen = (0, 0)
         self._kinds: tuple[str, ...] = (MODEL,)
         self.sparse = False                     # approximate deep zoom (set_sparse)
+        self.fuse = False                       # a fused pass once sharp, where affordable (the viewer's is on)
         self.frames: dict[str, Frame] = {}
         self._request: RenderRequest | None = None
         self._request_started = 0.0
@@ -75,6 +76,7 @@ class Viewport(QObject):
         renderer.request_finished.connect(self._on_finished)
         renderer.request_failed.connect(self._on_failed)
         renderer.encoding_progress.connect(self._on_encoding)
+        renderer.fusing_progress.connect(self._on_fusing)
         renderer.model_ready.connect(self._on_model_ready)
         if renderer.model_info is not None:  # it was started earlier and its signal has gone by
             self._on_model_ready(renderer.model_info)
@@ -311,9 +313,9 @@ class Viewport(QObject):
             return
         self._request_id += 1
         self._request = RenderRequest(self._request_id, self.image_id, self._view, self._kinds, self.sparse,
-                                      self.model_name or "")
+                                      self.model_name or "", self.fuse)
         self._request_started = time.perf_counter()
-        self._waiting.start(self._request_id)
+        self._waiting.start(self._request_id, self._request_started)
         self._request_done = False
         self._unrequested = False
         self.renderer.request(self._request)
@@ -342,11 +344,15 @@ class Viewport(QObject):
         if self._current(request_id) and fraction < 1:
             self._set_state(self._waiting.encoding(fraction, time.perf_counter()))
 
+    def _on_fusing(self, request_id: int, fraction: float) -> None:
+        if self._current(request_id):
+            self._set_state(self._waiting.fusing(fraction, time.perf_counter()))
+
     def _on_finished(self, request_id: int, seconds: float) -> None:
         if not self._current(request_id):
             return
         self._request_done = True
-        self._set_state(f"sharp in {time.perf_counter() - self._request_started:.1f} s")
+        self._set_state(self._waiting.finished(time.perf_counter()))
         if self.is_sharp():
             self.sharp.emit()
 

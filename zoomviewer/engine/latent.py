@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from .model import pick_device
+from .model.layout import LAYOUTS, encoder_layout
 
 
 def _release_free_memory() -> None:
@@ -61,14 +62,18 @@ class Latent:
     """
 
     TABLE_MARGIN = 2  # codes kept around a cached table, beyond the block asked for
+    # encoder input per run: the activations of 512 k pixels (64 channels, fp32) are 128 MB each
+    BLOCK_PIXELS = 512 * 1024
 
     def __init__(self, model: torch.nn.Module, image: np.ndarray, device: torch.device | str | None = None,
                  tile: int = 256, budget_mb: float = 1536, table_mb: float = 384, keep_codes: bool = True) -> None:
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError("the image must be an HxWx3 array")
         self.device = pick_device(None) if device is None else torch.device(device)
-        # channels-last convolutions run the encoder ~1.5x faster on CPU (oneDNN) and suit cuDNN
-        self.model = model.to(self.device).eval().to(memory_format=torch.channels_last)
+        # the faster of channels-last and contiguous on this CPU, measured (model/layout.py)
+        self.model = model.to(self.device).eval()
+        self.layout = encoder_layout(self.model.encoder, self.device)
+        self.model.to(memory_format=LAYOUTS[self.layout])
         self.image = image
         self.height, self.width = image.shape[:2]
         self.tile = int(tile)
@@ -88,6 +93,7 @@ class Latent:
         self._lock = threading.Lock()
         self._pending: dict[tuple[int, int], threading.Event] = {}
         self.tiles_encoded = 0  # how many tile encodings ran (re-encodes after eviction count again)
+        self.pixels_encoded = 0  # source pixels the encoder has read, halos included
         self.table_budget_bytes = int(table_mb * 2**20)
         self._tables: OrderedDict[tuple, torch.Tensor] = OrderedDict()
         self.tables_computed = 0  # how many code tables were computed (cache misses)
@@ -111,20 +117,36 @@ class Latent:
         return (t - 0.5) / 0.5
 
     @torch.no_grad()
-    def _encode_tile(self, ty: int, tx: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """A tile's codes (C, h, w) and first-layer term (h, w, D), in the renderer's
-        precision whoever asks (a render, an export, features()): tiles are shared, so what
-        one holds must not depend on which caller encoded it first."""
+    def _encode_block(self, ty0: int, ty1: int, tx0: int, tx1: int,
+                      step: Callable[[float], None] | None = None) -> dict[tuple[int, int], tuple]:
+        """Tiles [ty0, ty1) x [tx0, tx1), encoded in one encoder run with one halo around
+        them all -> {key: (codes (C, h, w), first-layer term (h, w, D))}; each equals the
+        tile encoded alone (the halo is the receptive radius). `step(fraction)` is told
+        the encoder's progress through its blocks, where the encoder can (`encode`). In the renderer's precision
+        whoever asks (a render, an export, features()): tiles are shared, so what one holds
+        must not depend on which caller encoded it first."""
         t, r = self.tile, self.halo
-        y0, x0 = ty * t, tx * t
-        y1, x1 = min(y0 + t, self.height), min(x0 + t, self.width)
+        y0, x0 = ty0 * t, tx0 * t
+        y1, x1 = min(ty1 * t, self.height), min(tx1 * t, self.width)
         cy0, cx0 = max(y0 - r, 0), max(x0 - r, 0)
         cy1, cx1 = min(y1 + r, self.height), min(x1 + r, self.width)
+        encoder = self.model.encoder
+        x = self.source(cy0, cy1, cx0, cx1)[None].contiguous(memory_format=LAYOUTS[self.layout])
         with reduced_precision(self.device):
-            feat = self.model.encoder(self.source(cy0, cy1, cx0, cx1)[None].contiguous(memory_format=torch.channels_last))
+            feat = encoder.encode(x, step) if step is not None and hasattr(encoder, "encode") else encoder(x)
             pre = self.model.code_features(feat)[0]
-        inner = (slice(None), slice(y0 - cy0, y1 - cy0), slice(x0 - cx0, x1 - cx0))
-        return feat[0][inner].contiguous(), pre[inner].permute(1, 2, 0).contiguous()
+        self.pixels_encoded += (cy1 - cy0) * (cx1 - cx0)
+        out = {}
+        for ty in range(ty0, ty1):
+            for tx in range(tx0, tx1):
+                ay0, ax0 = ty * t - cy0, tx * t - cx0
+                ay1, ax1 = min((ty + 1) * t, self.height) - cy0, min((tx + 1) * t, self.width) - cx0
+                inner = (slice(None), slice(ay0, ay1), slice(ax0, ax1))
+                out[(ty, tx)] = (feat[0][inner].contiguous(), pre[inner].permute(1, 2, 0).contiguous())
+        return out
+
+    def _encode_tile(self, ty: int, tx: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._encode_block(ty, ty + 1, tx, tx + 1)[(ty, tx)]
 
     def _kept(self, entry: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor | None, torch.Tensor]:
         return entry if self.keep_codes else (None, entry[1])
@@ -143,16 +165,61 @@ class Latent:
             ready.wait()  # another worker is encoding it; then look again
         try:
             entry = self._encode_tile(ty, tx)
-            with self._lock:
-                self.tiles_encoded += 1
-                self._tiles[key] = self._kept(entry)
-                while len(self._tiles) > 1 and len(self._tiles) * self.tile_bytes > self.budget_bytes:
-                    self._tiles.popitem(last=False)
+            self._store(key, entry)
         finally:
-            with self._lock:
-                del self._pending[key]
-            ready.set()
+            self._release([key])
         return entry
+
+    def _store(self, key: tuple[int, int], entry: tuple) -> None:
+        with self._lock:
+            self.tiles_encoded += 1
+            self._tiles[key] = self._kept(entry)
+            while len(self._tiles) > 1 and len(self._tiles) * self.tile_bytes > self.budget_bytes:
+                self._tiles.popitem(last=False)
+
+    def _claim(self, keys: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """The keys, of these, that are neither cached nor being encoded: marked as being
+        encoded by this thread (which must _release them)."""
+        with self._lock:
+            mine = [k for k in keys if k not in self._tiles and k not in self._pending]
+            for k in mine:
+                self._pending[k] = threading.Event()
+        return mine
+
+    def _release(self, keys: list[tuple[int, int]]) -> None:
+        with self._lock:
+            events = [self._pending.pop(k) for k in keys if k in self._pending]
+        for event in events:
+            event.set()
+
+    def _encode_bands(self, keys: list[tuple[int, int]], progress: Callable[[float], None] | None) -> None:
+        """Encode the claimed `keys` in bands of whole tile rows across their bounding box,
+        one encoder run and one halo per band (not per tile), bands of at most
+        BLOCK_PIXELS; `progress` is told through each run, block by block of the encoder
+        (and may raise to cancel between them). Tiles inside a band's box that are not
+        claimed are encoded too but not stored (cheaper than more halos)."""
+        try:
+            ty0, ty1 = min(k[0] for k in keys), max(k[0] for k in keys) + 1
+            row_pixels = (max(k[1] for k in keys) + 1 - min(k[1] for k in keys)) * self.tile ** 2
+            per_band = max(1, min(self.BLOCK_PIXELS // row_pixels, ty1 - ty0))
+            wanted, done = set(keys), 0
+            if progress is not None:
+                progress(0.0)        # told at once: the estimate is paced from here
+            for b0 in range(ty0, ty1, per_band):
+                band = [k for k in keys if b0 <= k[0] < b0 + per_band]
+                if not band:
+                    continue
+                tx0, tx1 = min(k[1] for k in band), max(k[1] for k in band) + 1
+                step = None if progress is None else (lambda f, d=done, n=len(band): progress((d + f * n) / len(keys)))
+                for key, entry in self._encode_block(b0, min(b0 + per_band, ty1), tx0, tx1, step).items():
+                    if key in wanted:
+                        self._store(key, entry)
+                self._release(band)
+                done += len(band)
+                if progress is not None:
+                    progress(done / len(keys))
+        finally:
+            self._release(keys)
 
     def _tile_keys(self, y0: int, y1: int, x0: int, x1: int) -> list[tuple[int, int]]:
         t = self.tile
@@ -175,6 +242,8 @@ class Latent:
             yield ay0, ay1, ax0, ax1, part[ay0 - ty * t:ay1 - ty * t, ax0 - tx * t:ax1 - tx * t]
 
     def _assemble(self, y0: int, y1: int, x0: int, x1: int, which: int) -> torch.Tensor:
+        if which == 1 or self.keep_codes:
+            self.ensure(y0, y1, x0, x1)
         out = None
         for ay0, ay1, ax0, ax1, part in self._pieces(y0, y1, x0, x1, which):
             if out is None:
@@ -187,25 +256,23 @@ class Latent:
         with self._lock:
             return sum(key not in self._tiles for key in self._tile_keys(y0, y1, x0, x1))
 
-    def ensure(self, y0: int, y1: int, x0: int, x1: int, workers: int,
+    def ensure(self, y0: int, y1: int, x0: int, x1: int, workers: int = 1,
                progress: Callable[[float], None] | None = None) -> int:
-        """Encode the missing tiles of a block now, `workers` at a time (each on its own
-        thread), when they fit in half the budget; -> how many were missing. `progress`
-        (fraction of those tiles done) is told after each tile; without it a single
-        worker leaves the tiles to be encoded as they are read."""
+        """Encode the missing tiles of a block now, when they fit in half the budget, in
+        bands (_encode_bands: one encoder run and one halo per band); tiles another thread
+        is encoding are waited for. -> how many were missing. `progress` (the fraction of
+        them done) is told 0 first, then as the encoder goes through its blocks. `workers` is for the callers' symmetry with the
+        renders: one large encoder run uses every core better than parallel small ones."""
         with self._lock:
             keys = [key for key in self._tile_keys(y0, y1, x0, x1) if key not in self._tiles]
         if not keys or len(keys) > self.budget_bytes // (2 * self.tile_bytes):
             return len(keys)
-        if workers > 1 and len(keys) > 1:
-            with ThreadPoolExecutor(min(workers, len(keys))) as pool:
-                for done, _ in enumerate(pool.map(lambda key: self._tile(*key), keys), 1):
-                    if progress is not None:
-                        progress(done / len(keys))
-        elif progress is not None:
-            for done, key in enumerate(keys, 1):
-                self._tile(*key)
-                progress(done / len(keys))
+        mine = self._claim(keys)
+        if mine:
+            self._encode_bands(mine, progress)
+        for key in keys:
+            if key not in mine:
+                self._tile(*key)     # encoded by another thread: wait for it
         return len(keys)
 
     def features(self, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
@@ -257,6 +324,7 @@ class Latent:
         if keep:
             inner = (y0, y1, x0, x1)
             y0, y1, x0, x1 = self.kept_block(y0, y1, x0, x1)
+        self.ensure(y0, y1, x0, x1)   # the block's missing tiles in bands, not tile by tile as read
         table = self._compute_table(y0, y1, x0, x1, key, workers)
         size = self.table_bytes((y1 - y0) * (x1 - x0))
         with self._lock:

@@ -142,8 +142,9 @@ def bench_model(kind: str, key: str, mp1: np.ndarray, dev: torch.device, runs: i
     t = time.perf_counter()
     latent.encode_all()
     _sync(dev)
-    entry: dict = {"weights": origin, "encoder_s_per_mp": (time.perf_counter() - t) / (mp1.size / 3 / 1e6)}
-    log(f"{key} encoder: {entry['encoder_s_per_mp']:.2f} s per megapixel")
+    entry: dict = {"weights": origin, "encoder_s_per_mp": (time.perf_counter() - t) / (mp1.size / 3 / 1e6),
+                   "encoder_layout": latent.layout}
+    log(f"{key} encoder: {entry['encoder_s_per_mp']:.2f} s per megapixel ({latent.layout}, chosen by measurement)")
     log(f"{key} decoder, 1280x800 region of a {mp1.shape[1]}x{mp1.shape[0]} photo:")
     n = runs if key == "fast" else 1   # the exact decoder takes seconds per view: one timed run is enough
     scales = (2, 4, 12, 30) if not quick else (4, 12)
@@ -184,7 +185,7 @@ def bench_opening(mp1: np.ndarray, dev: torch.device, quick: bool, log, export: 
     fast, _ = _model("fast")
     preview = _preview_model()
     big = _photo(3000, 4000) if not quick else _photo(1000, 1500)
-    res: dict = {}
+    res: dict = {"encoder_layout": Latent(fast, mp1[:8, :8], dev).layout}
     if preview is not None:
         latent = Latent(preview, mp1, dev)
         t = time.perf_counter()
@@ -262,7 +263,7 @@ def run_bench(json_path: str | None = None, device: str | None = None, quick: bo
 
 
 def _opening_rows(res: dict) -> list[str]:
-    rows = []
+    rows = [f"| encoder layout (the faster, measured) | {res.get('encoder_layout', '?')} | |"]
     if "preview_encoder_s_per_mp" in res:
         rows.append(f"| preview encoder, s per megapixel | {res['preview_encoder_s_per_mp']:.2f} | |")
     photo = res.get("first_sharp_frame_photo", "4000x3000").replace("x", "×")

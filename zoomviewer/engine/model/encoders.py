@@ -54,6 +54,20 @@ class EDSRBaseline(nn.Module):
         head = self.head(x)
         return head + self.body(head)
 
+    def encode(self, x: torch.Tensor, step=None) -> torch.Tensor:
+        """forward, telling `step(fraction)` after each block (a long encoding's progress,
+        and a chance to cancel it between blocks)."""
+        return _stepped(self.head(x), self.body, step, lambda head, out: head + out)
+
+
+def _stepped(first: torch.Tensor, layers, step, finish) -> torch.Tensor:
+    out = first
+    for k, layer in enumerate(layers, 1):
+        out = layer(out)
+        if step is not None:
+            step(k / len(layers))
+    return finish(first, out)
+
 
 class _DenseLayer(nn.Module):
     def __init__(self, cin: int, growth: int) -> None:
@@ -117,6 +131,10 @@ class PreviewEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         head = self.head(x)
         return self.project(head + self.body(head))
+
+    def encode(self, x: torch.Tensor, step=None) -> torch.Tensor:
+        """forward, telling `step(fraction)` after each block."""
+        return _stepped(self.head(x), self.body, step, lambda head, out: self.project(head + out))
 
 
 ENCODERS = {"edsr-baseline": EDSRBaseline, "rdn": RDN, "preview": PreviewEncoder}

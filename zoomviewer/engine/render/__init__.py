@@ -24,11 +24,11 @@ from __future__ import annotations
 
 from ..latent import Latent
 from .coords import Region
-from .fusion import VIEW_COUNTS, VIEWS, render_fused, view_latents
+from .fusion import VIEW_COUNTS, VIEWS, render_fused, render_fused_crop, view_latents
 from .reference import render_region_reference
 from .region import Cancelled, codes_read, render_region, render_workers
 from .sparse import deep_zoom_step, render_sparse
 
 __all__ = ["Cancelled", "Latent", "Region", "render_region", "render_sparse", "render_region_reference",
-           "deep_zoom_step", "render_workers", "codes_read", "render_fused", "view_latents", "VIEWS",
+           "deep_zoom_step", "render_workers", "codes_read", "render_fused", "render_fused_crop", "view_latents", "VIEWS",
            "VIEW_COUNTS"]

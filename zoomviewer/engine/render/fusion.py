@@ -10,6 +10,11 @@ The fused picture is the mean of the view renders in linear float, before any
 quantisation. Views 1, 2, 4 and 8 are the first entries of VIEWS: each count is a group
 (identity; and flip x; the flips; all eight), so the fused picture commutes with every
 view it averages over. (A view here is the photo turned or flipped, not a geometry.View.)
+
+The viewer fuses a small region of a big photo (deep zoom): render_fused_crop encodes,
+for each view but the identity, only the crop of the photo the region reads, with the
+encoder's halo around it, in one encoder run (codes inside that halo equal the whole
+photo's, as a latent tile's do).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import numpy as np
 
 from ..latent import Latent
 from .coords import Region, check_region
-from .region import render_region
+from .region import codes_read, render_region
 
 
 class View(NamedTuple):
@@ -133,6 +138,34 @@ def render_fused(latents: list[Latent], region: Region, out_size: tuple[int, int
     mean = Mean()
     for picture in view_renders(latents, region, out_size, progress, **render_kwargs):
         mean.add(picture)
+    return mean.value()
+
+
+def fusion_crop(latent: Latent, region: Region, out_size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(y0, y1, x0, x1): the part of the photo whose encoding renders `region` exactly:
+    the codes it reads and the encoder's halo around them, within the photo."""
+    y0, y1, x0, x1 = codes_read(latent, region, out_size, keep_table=False)
+    r = latent.halo
+    return max(y0 - r, 0), min(y1 + r, latent.height), max(x0 - r, 0), min(x1 + r, latent.width)
+
+
+def render_fused_crop(latent: Latent, region: Region, out_size: tuple[int, int], views: int = 8, *,
+                      progress: Callable[[float], None] | None = None, **render_kwargs) -> np.ndarray:
+    """render_fused of `region` with `latent` (the photo's own, with what it has encoded)
+    as the identity view, and for every other view a Latent of just fusion_crop's part of
+    the photo, encoded in one run -> float32 HxWx3. `cancel` and the other render_region
+    options pass through; `progress` is over all views."""
+    views = check_views(views)
+    y0, y1, x0, x1 = fusion_crop(latent, region, out_size)
+    crop = latent.image[y0:y1, x0:x1]
+    side = max(y1 - y0, x1 - x0)
+    latents = [latent] + [Latent(latent.model, view_image(crop, k), latent.device, tile=side, keep_codes=False)
+                          for k in range(1, views)]
+    inside = (region[0] - x0, region[1] - y0, region[2], region[3])
+    mean = Mean()
+    for k, view_latent in enumerate(latents):
+        told = None if progress is None else (lambda f, k=k: progress((k + f) / views))
+        mean.add(render_view(view_latent, k, region if k == 0 else inside, out_size, progress=told, **render_kwargs))
     return mean.value()
 
 
