@@ -31,7 +31,7 @@ LEVELS = {
     ],
     "app": [
         {"protocol", "qimages", "tile_cache", "frame", "settings", "folder", "clipboard", "display_check",
-         "zoom_animation", "desktop", "detail_overlay", "waiting"},
+         "zoom_animation", "desktop", "detail_overlay", "waiting", "encode_ahead"},
         {"view_passes", "exports", "details_thread"},
         {"render_thread"},
         {"viewport"},

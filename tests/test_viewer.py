@@ -137,7 +137,7 @@ def test_double_click_and_keys(make_viewer, tiny_model, small_image, qtbot):
     assert viewport.view.cx > centre
     qtbot.keyClick(canvas, Qt.Key.Key_0)
     arrives(qtbot, viewport, fit)
-    assert viewport.fitted                                      # and stays fitted as the window resizes
+    qtbot.waitUntil(lambda: viewport.fitted, timeout=TIMEOUT_MS)   # set as the glide ends: it stays fitted on resize
 
 
 def test_the_source_point_under_the_pointer_follows_keyboard_zoom_and_pan(make_viewer, tiny_model, small_image,

@@ -30,9 +30,11 @@ from PySide6.QtCore import QThread, Signal
 
 from ..engine.bundled import MODEL_FILES, shipped_preview, shipped_weights
 from ..engine.model import load_weights, pick_device
+from ..engine.model.layout import encoder_layout
 from ..engine.model.native import fast_kernel
 from ..engine.render import Cancelled, Latent
 from .details_thread import DetailsThread
+from .encode_ahead import EncodeAhead
 from .exports import CANCELLED, FINISHED, run_export
 from .protocol import BICUBIC, MODEL, ExportJob, ModelInfo, RenderRequest, model_label
 from .qimages import qimage_from_rgb8
@@ -160,6 +162,7 @@ class RenderThread(QThread):
         self._image_id = -1
         self._latent_lock = threading.Lock()
         self._latents: dict[str, Latent] = {}
+        self.ahead = EncodeAhead()           # the tiles around the last sharp view, encoded when idle
 
     @property
     def loaded(self) -> bool:
@@ -235,6 +238,8 @@ class RenderThread(QThread):
         while True:
             with self._cond:
                 while not (self._stopping or self._export_job or self._pending or self._next_image):
+                    if self.ahead.pending:
+                        break
                     self._cond.wait()
                 if self._stopping:
                     break
@@ -248,8 +253,15 @@ class RenderThread(QThread):
                 self._run_export(job)
             elif request is not None:
                 self._run_request(request, generation)
+            else:
+                self.ahead.run(self._busy)
         self._latents = {}
         self.cache.clear()
+
+    def _busy(self) -> bool:
+        """Whether there is work other than encoding ahead."""
+        with self._cond:
+            return bool(self._stopping or self._export_job or self._pending or self._next_image)
 
     def _load_model(self) -> None:
         torch.set_num_threads(self.threads)   # per thread (OpenMP): the rest of the process keeps its own
@@ -268,9 +280,11 @@ class RenderThread(QThread):
         self.model = model
         name = ""
         if model is not None:
-            fast_kernel(model, self.device)  # builds the fused decoder now (once per machine), not in the first frame
-            if self.preview_model is not None:
-                fast_kernel(self.preview_model, self.device)
+            # the fused decoder is built (once per machine) and the encoders' layout measured
+            # now, while the photo is shown fitted, not in the first sharp frame
+            for loaded in [model] + ([self.preview_model] if self.preview_model is not None else []):
+                fast_kernel(loaded, self.device)
+                encoder_layout(loaded.encoder.to(self.device), self.device)
             name = model_name(model)
             self.models[name] = model
         choices = self._choices if self._choices is not None else (installed_models() if model is not None else ())
@@ -293,6 +307,7 @@ class RenderThread(QThread):
         preview = self._preview_for_photo if self.preview_model is not None and latent is not None else None
         self._source = Source(pixels, latent, self.device, display, self.cell_clip, models, preview)
         self.cache.clear()
+        self.ahead.clear()
 
     def _latent_for_photo(self, name: str = "") -> Latent:
         """The photo's Latent for model `name` ("": the first), made on first use by
@@ -340,6 +355,7 @@ class RenderThread(QThread):
         try:
             self.passes.render(request, self._source, cancel)
             self.request_finished.emit(request.request_id, time.perf_counter() - started)
+            self._plan_ahead(request)
         except Cancelled:
             with self._cond:  # paused for an export, not superseded: take it up again afterwards
                 if self._generation == generation and self._pending is None and not self._stopping:
@@ -349,6 +365,13 @@ class RenderThread(QThread):
         finally:
             for latent in list(self._latents.values()) + ([self._preview_latent] if self._preview_latent else []):
                 latent.forget_tables()
+
+    def _plan_ahead(self, request: RenderRequest) -> None:
+        """After a sharp view of a model: encode around it when idle."""
+        if request.view.zoom <= 1 or MODEL not in request.kinds or self.model is None:
+            return
+        region = request.view.visible_region()
+        self.ahead.plan(self._latent_for_photo(request.model), region)
 
     def _run_export(self, job: ExportJob) -> None:
         if self._source is None:

@@ -200,8 +200,9 @@ def bench_opening(mp1: np.ndarray, dev: torch.device, quick: bool, log, export: 
     if previews:
         res["first_preview_after_open_ms"] = {k: 1000 * v for k, v in previews.items()}
         log("its preview after opening: " + ", ".join(f"{k} {v:.0f} ms" for k, v in res["first_preview_after_open_ms"].items()))
+    from ..app.render_thread import LATENT_TILE
     t = time.perf_counter()
-    latent = Latent(fast, big, dev)
+    latent = Latent(fast, big, dev, tile=LATENT_TILE)   # as the viewer's
     render_region(latent, _view_region(10), VIEW)
     _sync(dev)
     res["first_sharp_frame_ms"] = 1000 * (time.perf_counter() - t)
