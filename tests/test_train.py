@@ -308,3 +308,13 @@ def test_a_preview_encoder_is_distilled_under_the_teachers_frozen_decoder(tmp_pa
     decoder = [k for k in theirs if not k.startswith("encoder.")]
     assert decoder and all(torch.equal(mine[k], theirs[k]) for k in decoder)
     assert any(not torch.equal(v, untrained[k]) for k, v in student.encoder.state_dict().items())
+
+
+def test_a_run_with_a_time_budget_stops_in_time_and_keeps_what_it_learned(tmp_path, photos):
+    """--minutes: the run ends when its time is up (a lent GPU's fixed minutes), long before
+    --iters, with the weights and the optimiser's state saved where it stopped."""
+    out = tmp_path / "m.pt"
+    train([str(photos)], "fast", str(out), iters=100_000, batch=2, threads=1, config=TINY, minutes=1e-4)
+    meta = load_weights(out)[2]
+    assert 1 <= meta["iterations"] < 100
+    assert adam_steps(f"{out}.state") == {float(meta["iterations"])}

@@ -180,14 +180,16 @@ def cmd_eval(args) -> int:
 
 
 def cmd_train(args) -> int:
+    from .engine.model import pick_device
     from .lab.train import train
 
+    device = pick_device(args.device)   # a device that is not there: one sentence, before any data loads
     train(args.data, args.model, args.out, iters=args.iters, batch=args.batch, lr=args.lr,
           residual=not args.no_residual, threads=args.threads, eval_every=args.eval_every,
           eval_data=args.eval_data, snapshot_every=args.snapshot_every,
           bf16=True if args.bf16 else False if args.fp32 else None,
           encoder_from=args.encoder_from, freeze_encoder=args.freeze_encoder,
-          init_from=args.init_from, degrade=args.degrade, teacher=args.teacher)
+          init_from=args.init_from, degrade=args.degrade, teacher=args.teacher, device=device, minutes=args.minutes)
     return 0
 
 
@@ -319,6 +321,9 @@ def train_parser(sub) -> None:
     t.add_argument("--init-from", metavar="WEIGHTS", help="start a new model as a copy of these weights")
     t.add_argument("--degrade", action="store_true",
                    help="degrade the LR side (blur, noise, grain, JPEG): trains a restore model")
+    t.add_argument("--minutes", type=float, metavar="M",
+                   help="stop after M minutes, the learning rate's decay fitted to them (--iters is then a ceiling)")
+    t.add_argument("--device", default="cpu", help="where to train: cpu (default), cuda, or auto (the best there is)")
     t.add_argument("--teacher", metavar="WEIGHTS",
                    help="distil a preview encoder from these weights (their decoder, frozen, reads it)")
 

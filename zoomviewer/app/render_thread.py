@@ -13,8 +13,9 @@ others loaded from their weights the first time a request names one (the Model m
 model-vs-model compare). A photo's Latent for a model is made once, under a lock, by
 whichever thread asks first (the render thread or one of its parallel lanes); every other
 caller gets the same one. A request releases the Latents of the models it does not use.
-The preview model (bundled.PREVIEW_FILE), when installed, has a Latent of its own per
-photo, under PREVIEW_BUDGET_MB: what a view shows while the chosen model's tiles encode.
+The preview model (bundled.PREVIEW_FILE), when installed, has a Latent of its own for the
+request in progress: what a view shows while the chosen model's tiles encode. It is let
+go when the request ends (the model's own tiles are there then).
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ from .tile_cache import TileCache
 from .view_passes import Source, ViewPasses
 
 
-PREVIEW_BUDGET_MB = 256      # the preview's latent tiles: enough for a few views, then LRU
 # The viewer's latent tiles are small, so a view encodes little beyond what it shows; they
 # are encoded in bands of many tiles with one halo each (Latent.ensure), so small tiles
 # cost no more halo than large ones.
@@ -326,11 +326,11 @@ class RenderThread(QThread):
             return self._latents[name]
 
     def _preview_for_photo(self) -> Latent:
-        """The photo's Latent of the preview model, made on first use."""
+        """The photo's Latent of the preview model for this request, made on first use."""
         with self._latent_lock:
             if self._preview_latent is None:
                 self._preview_latent = self._latent_factory(self.preview_model, self._source.image, device=self.device,
-                                                            budget_mb=PREVIEW_BUDGET_MB, keep_codes=False,
+                                                            budget_mb=self.latent_budget_mb, keep_codes=False,
                                                             tile=LATENT_TILE)
             return self._preview_latent
 
@@ -363,8 +363,10 @@ class RenderThread(QThread):
         except Exception as e:  # a failed render must not end the thread; the GUI says it
             self.request_failed.emit(request.request_id, f"rendering failed: {e}")
         finally:
-            for latent in list(self._latents.values()) + ([self._preview_latent] if self._preview_latent else []):
+            for latent in list(self._latents.values()):
                 latent.forget_tables()
+            with self._latent_lock:
+                self._preview_latent = None
 
     def _plan_ahead(self, request: RenderRequest) -> None:
         """After a sharp view of a model: encode around it when idle."""

@@ -24,6 +24,7 @@ from .degrade import TRAINING_CHAIN, degrade_for_training
 from .precision import precision_name, training_precision
 
 DEFAULT_ENCODER = "edsr-baseline"
+PLAN_AFTER = 50      # with a time budget, the schedule's length is set from the pace of this many iterations
 
 
 def find_images(dirs: list[str]) -> list[Path]:
@@ -132,7 +133,7 @@ def train(data: list[str], kind: str, out: str, iters: int, batch: int = 16, lr:
           seed: int = 0, lr_size: int = 48, snapshot_every: int = 0, bf16: bool | None = None,
           encoder_from: str | None = None, freeze_encoder: bool = False,
           config: dict | None = None, init_from: str | None = None, degrade: bool = False,
-          teacher: str | None = None) -> None:
+          teacher: str | None = None, device: str = "cpu", minutes: float | None = None) -> None:
     """Train a `kind` model ('fast' or 'liif') into `out` up to `iters` iterations in all,
     resuming `out` (and its optimiser state, `out`.state) if it exists.
 
@@ -145,6 +146,9 @@ def train(data: list[str], kind: str, out: str, iters: int, batch: int = 16, lr:
     evaluation during training uses the "scan" protocol. `teacher`: distil a preview
     encoder from these weights: the new model is the teacher's decoder (kept frozen) on a
     PreviewEncoder, trained on the photos and to reproduce the teacher's latent.
+    `device`: where the networks train ('cpu', 'cuda'); the sampler always runs on the CPU.
+    `minutes`: stop after this long, the cosine planned from the pace of the first
+    PLAN_AFTER iterations so that it ends decayed (for a lent GPU's fixed time).
     """
     if threads:
         torch.set_num_threads(threads)
@@ -154,19 +158,19 @@ def train(data: list[str], kind: str, out: str, iters: int, batch: int = 16, lr:
     if teacher and not out_p.exists():
         wanted = _student_config(teacher)
     model, config, meta, start = _start_model(out_p, wanted, encoder_from, init_from)
-    model.train()
-    teacher_model = _trained_parts(model, meta, freeze_encoder, teacher, start)
+    model.to(device).train()
+    teacher_model = _trained_parts(model, meta, freeze_encoder, teacher, start, device)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     _resume_optimizer(opt, state_p, start)
     images = load_training_images(data, min_side=lr_size)
     sampler = PatchSampler(images, lr_size=lr_size, seed=seed + start, degrade=degrade)
-    dtype, why = training_precision("cpu", bf16)
+    dtype, why = training_precision(str(device), bf16)
     precision = f"{precision_name(dtype)} encoder ({why})"
     _record_recipe(meta, data, f"LIIF recipe: scale U(1,4), {lr_size}px LR patches, batch {batch}, 2304 targets, "
                    f"flips+transpose, L1, Adam lr {lr} cosine over {iters} its, residual={config.get('residual')}"
                    f", {precision}{', encoder frozen' if freeze_encoder else ''}", degrade)
-    print(f"training {config['kind']} on {len(images)} images from {start} to {iters} iterations, "
-          f"{precision}", file=sys.stderr)
+    print(f"training {config['kind']} on {len(images)} images from {start} to {iters} iterations, {precision}",
+          file=sys.stderr)
 
     def checkpoint(it: int) -> None:
         meta["iterations"] = it
@@ -181,18 +185,16 @@ def train(data: list[str], kind: str, out: str, iters: int, batch: int = 16, lr:
         while it < iters:
             for g in opt.param_groups:
                 g["lr"] = lr_at(it, iters, lr)
-            loss_acc += _step(model, opt, sampler.sample(batch), dtype, teacher_model)
+            loss_acc += _step(model, opt, [t.to(device) for t in sampler.sample(batch)], dtype, teacher_model)
             n_acc += 1
             it += 1
             if it % 10 == 0:
-                rate = (it - start) / (time.time() - t0)
-                line = {"it": it, "loss": round(loss_acc / n_acc, 5), "it_s": round(rate, 3),
-                        "lr": g["lr"], "time": time.time()}
-                print(f"\r{config['kind']} it {it}/{iters}  loss {line['loss']:.4f}  {rate:.2f} it/s",
-                      end="", file=sys.stderr, flush=True)
-                logf.write(json.dumps(line) + "\n")
-                logf.flush()
+                _log(logf, config["kind"], it, iters, loss_acc / n_acc, (it - start) / (time.time() - t0), g["lr"])
                 loss_acc, n_acc = 0.0, 0
+            if minutes:
+                iters = _fitted_total(iters, minutes, it, start, t0, meta)
+                if time.time() - t0 > minutes * 60:
+                    break
             if eval_every and eval_data and it % eval_every == 0:
                 _evaluate_now(model, eval_data, it, meta, logf, "scan" if degrade else None)
             if snapshot_every and it % snapshot_every == 0:
@@ -205,6 +207,21 @@ def train(data: list[str], kind: str, out: str, iters: int, batch: int = 16, lr:
     finally:
         logf.close()
     print(file=sys.stderr)
+
+
+def _fitted_total(iters: int, minutes: float, it: int, start: int, t0: float, meta: dict) -> int:
+    """The run's planned total: once PLAN_AFTER iterations are timed, what fits `minutes`."""
+    if it - start != PLAN_AFTER:
+        return iters
+    iters = min(iters, start + int((it - start) / (time.time() - t0) * minutes * 60))
+    meta["planned"] = f"{iters} iterations in all, to fit {minutes:g} minutes at the pace of the first {PLAN_AFTER}"
+    return iters
+
+
+def _log(logf, kind: str, it: int, iters: int, loss: float, rate: float, lr: float) -> None:
+    print(f"\r{kind} it {it}/{iters}  loss {loss:.4f}  {rate:.2f} it/s", end="", file=sys.stderr, flush=True)
+    logf.write(json.dumps({"it": it, "loss": round(loss, 5), "it_s": round(rate, 3), "lr": lr, "time": time.time()}) + "\n")
+    logf.flush()
 
 
 def _start_model(out_p: Path, wanted: dict, encoder_from: str | None,
@@ -260,12 +277,13 @@ def _student_config(teacher: str) -> dict:
     return {**teacher_config, "encoder": "preview", "encoder_args": {"out_dim": teacher_model.encoder.out_dim}}
 
 
-def _trained_parts(model, meta: dict, freeze_encoder: bool, teacher: str | None, start: int):
-    """Freeze what is not trained; -> the teacher model (eval mode) when distilling, else None."""
+def _trained_parts(model, meta: dict, freeze_encoder: bool, teacher: str | None, start: int, device):
+    """Freeze what is not trained; -> the teacher model (eval mode, on `device`) when
+    distilling, else None."""
     # a new decoder on a trained encoder is first fitted with the encoder frozen: trained
     # jointly from the start, its random gradients disturb the encoder and kill render units
     model.encoder.requires_grad_(not freeze_encoder)
-    return _distillation(model, meta, teacher, start) if teacher else None
+    return _distillation(model, meta, teacher, start).to(device) if teacher else None
 
 
 def _distillation(model, meta: dict, teacher: str, start: int) -> torch.nn.Module:
@@ -309,7 +327,7 @@ def _evaluate_now(model, eval_data: str, it: int, meta: dict, logf, degrade: str
 
     model.eval()
     with torch.no_grad():
-        res = evaluate_model(model, eval_data, [4], degrade=degrade)
+        res = evaluate_model(model, eval_data, [4], degrade=degrade, device=next(model.parameters()).device)
     model.train()
     key = f"{Path(eval_data).name.lower()}_x4" + (f"_{degrade}" if degrade else "")
     meta.setdefault("curve", []).append({"it": it, key: round(res[4], 3)})
