@@ -67,3 +67,18 @@ def test_after_a_sharp_view_a_pan_next_to_it_needs_no_encoding(qtbot, small_imag
         assert 2 not in encoding
     finally:
         renderer.stop()
+
+
+def test_an_encoding_runs_on_the_threads_asked_and_gives_the_caller_its_own_back():
+    from zoomviewer.app.encode_ahead import encoder_threads
+
+    before = torch.get_num_threads()
+    with encoder_threads(before + 1):
+        assert torch.get_num_threads() == before + 1
+    assert torch.get_num_threads() == before
+    try:
+        with encoder_threads(before + 1):
+            raise KeyError
+    except KeyError:
+        pass
+    assert torch.get_num_threads() == before

@@ -162,7 +162,9 @@ class RenderThread(QThread):
         self._image_id = -1
         self._latent_lock = threading.Lock()
         self._latents: dict[str, Latent] = {}
-        self.ahead = EncodeAhead()           # the tiles around the last sharp view, encoded when idle
+        # encodings use every core torch would (its default, read here on the GUI thread)
+        self.ahead = EncodeAhead(torch.get_num_threads())   # the tiles around the last sharp view, when idle
+        self.passes.encode_threads = self.ahead.threads
 
     @property
     def loaded(self) -> bool:

@@ -40,6 +40,7 @@ from ..engine.render import (Cancelled, Latent, codes_read, deep_zoom_step, rend
                              render_workers)
 from ..engine.render.fusion import fusion_crop
 from ..engine.resample import area_region, bicubic_region, to_rgb8
+from .encode_ahead import encoder_threads
 from .protocol import AREA, BICUBIC, MODEL, RenderPiece, RenderRequest
 from .tile_cache import TileCache
 
@@ -119,6 +120,7 @@ class ViewPasses:
         self.report_encoding, self.report_fusing = report_encoding, report_fusing
         self.encode_rate: float | None = None  # source pixels per second of the last tiles encoded
         self.fuse_budget_s = FUSE_BUDGET_S      # the longest a fused pass may be expected to take
+        self.encode_threads: int | None = None  # torch threads for encodings (None: the render thread's)
         self.tile = int(tile)
         self.model_rate: float | None = None   # pixels per second of the last sharp model tiles
 
@@ -200,7 +202,8 @@ class ViewPasses:
                 self.report_encoding(request_id, fraction)
 
         started, before = time.perf_counter(), latent.pixels_encoded
-        latent.ensure(*codes, max(1, render_workers(job.source.device)), progress)
+        with encoder_threads(self.encode_threads):
+            latent.ensure(*codes, max(1, render_workers(job.source.device)), progress)
         if latent.pixels_encoded > before:
             self.encode_rate = (latent.pixels_encoded - before) / max(time.perf_counter() - started, 1e-6)
 
@@ -235,8 +238,9 @@ class ViewPasses:
                 self.report_fusing(request_id, fraction)
 
         progress(0.0)
-        rgb = render_fused_crop(latent, region, size, FUSED_VIEWS, cancel=job.cancel, progress=progress,
-                                cell_clip=job.source.cell_clip, cell=(1 / view.zoom,) * 2)
+        with encoder_threads(self.encode_threads):   # seven encodings of the crop: at the rate measured
+            rgb = render_fused_crop(latent, region, size, FUSED_VIEWS, cancel=job.cancel, progress=progress,
+                                    cell_clip=job.source.cell_clip, cell=(1 / view.zoom,) * 2)
         if job.cancel():
             raise Cancelled()
         image = self._to_image(job, rgb)
@@ -267,7 +271,8 @@ class ViewPasses:
                 raise Cancelled()
 
         region = global_region(rect, view.zoom)
-        latent.ensure(*codes_read(latent, region, size), max(1, render_workers(job.source.device)), progress)
+        with encoder_threads(self.encode_threads):
+            latent.ensure(*codes_read(latent, region, size), max(1, render_workers(job.source.device)), progress)
         rgb = render_sparse(latent, region, size, job.step, rect[:2], cancel=job.cancel,
                             progress=job.progress.part(weight), cell_clip=job.source.cell_clip,
                             cell=(1 / view.zoom,) * 2)
