@@ -45,7 +45,7 @@ def test_encoding_ahead_stops_at_half_the_latents_budget():
     assert 0 < latent.bytes_held()[0] <= latent.budget_bytes / 2
 
 
-def test_after_a_sharp_view_a_pan_next_to_it_needs_no_encoding(qtbot, small_image):
+def test_after_a_sharp_view_a_pan_next_to_it_needs_no_encoding(qtbot):
     from zoomviewer.app.render_thread import RenderThread
 
     photo = np.random.default_rng(3).random((300, 400, 3), dtype=np.float32)

@@ -142,13 +142,14 @@ def test_encoding_a_block_ahead_tells_its_progress_and_changes_nothing():
     model = new_model({"kind": "fast", "encoder": "edsr-baseline", "encoder_args": {"n_resblocks": 1, "n_feats": 8}})
     img = np.random.default_rng(2).random((300, 300, 3), dtype=np.float32)
     ahead, lazy = Latent(model, img, "cpu", tile=100), Latent(model, img, "cpu", tile=100)
-    for workers in (1, 2):
-        seen = []
-        assert ahead.ensure(0, 150, 50, 250, workers, seen.append) == (6 if workers == 1 else 0)
-        assert (len(seen) >= 3 and seen[0] == 0 and seen[-1] == 1.0 and seen == sorted(seen)) if workers == 1 else seen == []
+    seen = []
+    assert ahead.ensure(0, 150, 50, 250, seen.append) == 6
+    assert len(seen) >= 3 and seen[0] == 0 and seen[-1] == 1.0 and seen == sorted(seen)
+    seen = []
+    assert ahead.ensure(0, 150, 50, 250, seen.append) == 0 and seen == []      # nothing missing: nothing told
     assert ahead.tiles_encoded == 6
     seen = []
-    assert ahead.ensure(0, 300, 0, 300, 2, seen.append) == 3 and seen[0] == 0 and seen[-1] == 1.0 and len(seen) >= 3
+    assert ahead.ensure(0, 300, 0, 300, seen.append) == 3 and seen[0] == 0 and seen[-1] == 1.0 and len(seen) >= 3
     assert torch.abs(ahead.encode_all() - lazy.encode_all()).max() <= 1e-5
 
 
@@ -163,7 +164,7 @@ def test_the_codes_a_render_reads_are_the_tiles_it_encodes():
                          ((15.99, 47.2, 17.0, 33.0), (170, 330))):
         lazy, ahead = Latent(model, img, "cpu", tile=16), Latent(model, img, "cpu", tile=16)
         render_region(lazy, region, size, workers=1)
-        ahead.ensure(*codes_read(ahead, region, size), 1, lambda fraction: None)
+        ahead.ensure(*codes_read(ahead, region, size), lambda fraction: None)
         encoded = ahead.tiles_encoded
         render_region(ahead, region, size, workers=1)
         assert ahead.tiles_encoded == encoded == lazy.tiles_encoded, region
@@ -181,7 +182,7 @@ def test_an_encoding_cancelled_between_encoder_blocks_leaves_nothing_half_done()
             raise InterruptedError
 
     with pytest.raises(InterruptedError):
-        latent.ensure(0, 120, 0, 90, 1, cancel_midway)
+        latent.ensure(0, 120, 0, 90, cancel_midway)
     assert latent.tiles_cached == 0
-    assert latent.ensure(0, 120, 0, 90, 1) == 4 * 3 and latent.tiles_cached == 12
+    assert latent.ensure(0, 120, 0, 90) == 4 * 3 and latent.tiles_cached == 12
     assert torch.abs(latent.encode_all() - Latent(model, img, "cpu", tile=32).encode_all()).max() <= 1e-5

@@ -181,7 +181,7 @@ def make(job: Job, args, renderer: Renderer, progress: Progress, label: str) -> 
     it); a ValueError says why it failed."""
     from .engine.export import export_view
     from .engine.images import load
-    from .engine.render import Latent, codes_read, render_workers
+    from .engine.render import Latent, codes_read
 
     photo = load(job.source)
     region, size, _ = geometry(args, photo.pixels.shape[1], photo.pixels.shape[0])
@@ -190,7 +190,7 @@ def make(job: Job, args, renderer: Renderer, progress: Progress, label: str) -> 
     y0, y1, x0, x1 = codes_read(latent, region, size, keep_table=False)
     encoding = ENCODE_WEIGHT * (y1 - y0) * (x1 - x0)
     share = encoding / (args.views * (encoding + size[0] * size[1]))   # the other views encode in the export
-    latent.ensure(y0, y1, x0, x1, render_workers(latent.device), lambda f: progress.show(share * f))
+    latent.ensure(y0, y1, x0, x1, lambda f: progress.show(share * f))
     for fraction in export_view(latent, photo, region, size, job.target, bits=args.bits,
                                 quality=args.quality, cell_clip=args.cell_clip, views=args.views):
         progress.show(share + (1 - share) * fraction)

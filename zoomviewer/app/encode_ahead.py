@@ -78,7 +78,7 @@ class EncodeAhead:
                 if latent.bytes_held()[0] + strip_bytes > latent.budget_bytes / 2:
                     break
                 with encoder_threads(self.threads):
-                    latent.ensure(s0, min(s0 + STRIP_ROWS, y1), x0, x1, 1, check)
+                    latent.ensure(s0, min(s0 + STRIP_ROWS, y1), x0, x1, check)
                 area[0] = min(s0 + STRIP_ROWS, y1)
         except _Interrupted:
             return

@@ -239,9 +239,7 @@ class RenderThread(QThread):
         self._load_model()
         while True:
             with self._cond:
-                while not (self._stopping or self._export_job or self._pending or self._next_image):
-                    if self.ahead.pending:
-                        break
+                while not (self._work_waiting() or self.ahead.pending):
                     self._cond.wait()
                 if self._stopping:
                     break
@@ -260,10 +258,13 @@ class RenderThread(QThread):
         self._latents = {}
         self.cache.clear()
 
+    def _work_waiting(self) -> bool:
+        """Whether there is work other than encoding ahead (called under the lock)."""
+        return bool(self._stopping or self._export_job or self._pending or self._next_image)
+
     def _busy(self) -> bool:
-        """Whether there is work other than encoding ahead."""
         with self._cond:
-            return bool(self._stopping or self._export_job or self._pending or self._next_image)
+            return self._work_waiting()
 
     def _load_model(self) -> None:
         torch.set_num_threads(self.threads)   # per thread (OpenMP): the rest of the process keeps its own

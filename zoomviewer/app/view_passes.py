@@ -203,7 +203,7 @@ class ViewPasses:
 
         started, before = time.perf_counter(), latent.pixels_encoded
         with encoder_threads(self.encode_threads):
-            latent.ensure(*codes, max(1, render_workers(job.source.device)), progress)
+            latent.ensure(*codes, progress)
         if latent.pixels_encoded > before:
             self.encode_rate = (latent.pixels_encoded - before) / max(time.perf_counter() - started, 1e-6)
 
@@ -272,7 +272,7 @@ class ViewPasses:
 
         region = global_region(rect, view.zoom)
         with encoder_threads(self.encode_threads):
-            latent.ensure(*codes_read(latent, region, size), max(1, render_workers(job.source.device)), progress)
+            latent.ensure(*codes_read(latent, region, size), progress)
         rgb = render_sparse(latent, region, size, job.step, rect[:2], cancel=job.cancel,
                             progress=job.progress.part(weight), cell_clip=job.source.cell_clip,
                             cell=(1 / view.zoom,) * 2)

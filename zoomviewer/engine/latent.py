@@ -122,9 +122,9 @@ class Latent:
         """Tiles [ty0, ty1) x [tx0, tx1), encoded in one encoder run with one halo around
         them all -> {key: (codes (C, h, w), first-layer term (h, w, D))}; each equals the
         tile encoded alone (the halo is the receptive radius). `step(fraction)` is told
-        the encoder's progress through its blocks, where the encoder can (`encode`). In the renderer's precision
-        whoever asks (a render, an export, features()): tiles are shared, so what one holds
-        must not depend on which caller encoded it first."""
+        the encoder's progress through its blocks, where the encoder can (`encode`). In
+        the renderer's precision whoever asks (a render, an export, features()): tiles are
+        shared, so what one holds must not depend on which caller encoded it first."""
         t, r = self.tile, self.halo
         y0, x0 = ty0 * t, tx0 * t
         y1, x1 = min(ty1 * t, self.height), min(tx1 * t, self.width)
@@ -252,17 +252,17 @@ class Latent:
         return out
 
     def missing(self, y0: int, y1: int, x0: int, x1: int) -> int:
-        """How many of the tiles covering a block are not encoded (nor being encoded) yet."""
+        """How many of the tiles covering a block are not encoded yet (being encoded counts
+        as not yet)."""
         with self._lock:
             return sum(key not in self._tiles for key in self._tile_keys(y0, y1, x0, x1))
 
-    def ensure(self, y0: int, y1: int, x0: int, x1: int, workers: int = 1,
-               progress: Callable[[float], None] | None = None) -> int:
+    def ensure(self, y0: int, y1: int, x0: int, x1: int, progress: Callable[[float], None] | None = None) -> int:
         """Encode the missing tiles of a block now, when they fit in half the budget, in
-        bands (_encode_bands: one encoder run and one halo per band); tiles another thread
-        is encoding are waited for. -> how many were missing. `progress` (the fraction of
-        them done) is told 0 first, then as the encoder goes through its blocks. `workers` is for the callers' symmetry with the
-        renders: one large encoder run uses every core better than parallel small ones."""
+        bands (_encode_bands: one encoder run and one halo per band, which uses every core
+        better than parallel small runs); tiles another thread is encoding are waited for.
+        -> how many were missing. `progress` (the fraction of them done) is told 0 first,
+        then as the encoder goes through its blocks."""
         with self._lock:
             keys = [key for key in self._tile_keys(y0, y1, x0, x1) if key not in self._tiles]
         if not keys or len(keys) > self.budget_bytes // (2 * self.tile_bytes):

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..engine.model import load_weights, new_model, pick_device
+from ..engine.model.layout import encoder_layout
 from ..engine.model.native import fast_kernel
 from ..engine.render import Latent, deep_zoom_step, render_region, render_region_reference, render_sparse
 from . import machine
@@ -172,20 +173,16 @@ def bench_model(kind: str, key: str, mp1: np.ndarray, dev: torch.device, runs: i
     return entry
 
 
-def _preview_model():
-    from ..engine.bundled import shipped_preview
-    path = shipped_preview()
-    return None if path is None else load_weights(path)[0]
-
-
 def bench_opening(mp1: np.ndarray, dev: torch.device, quick: bool, log, export: bool = True) -> dict:
     """The first sharp view of a photo just opened (render thread, nothing encoded; and
     the preview's time where one is shipped), the first sharp frame and an export of a
     big photo rendered directly."""
+    from ..app.render_thread import LATENT_TILE, load_preview
+
     fast, _ = _model("fast")
-    preview = _preview_model()
+    preview = load_preview()
     big = _photo(3000, 4000) if not quick else _photo(1000, 1500)
-    res: dict = {"encoder_layout": Latent(fast, mp1[:8, :8], dev).layout}
+    res: dict = {"encoder_layout": encoder_layout(fast.encoder.to(dev), dev)}
     if preview is not None:
         latent = Latent(preview, mp1, dev)
         t = time.perf_counter()
@@ -200,7 +197,6 @@ def bench_opening(mp1: np.ndarray, dev: torch.device, quick: bool, log, export: 
     if previews:
         res["first_preview_after_open_ms"] = {k: 1000 * v for k, v in previews.items()}
         log("its preview after opening: " + ", ".join(f"{k} {v:.0f} ms" for k, v in res["first_preview_after_open_ms"].items()))
-    from ..app.render_thread import LATENT_TILE
     t = time.perf_counter()
     latent = Latent(fast, big, dev, tile=LATENT_TILE)   # as the viewer's
     render_region(latent, _view_region(10), VIEW)

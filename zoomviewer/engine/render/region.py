@@ -175,8 +175,7 @@ def render_region(latent: Latent, region: Region, out_size: tuple[int, int], *, 
     check_region(region, out_size)
     plan = _plan(latent, region, out_size, cell_clip, cell, table_budget, workers, fused)
     fy0, fy1, fx0, fx1 = plan.codes
-    if plan.table_workers > 1:
-        latent.ensure(fy0, fy1, fx0, fx1, plan.table_workers)
+    latent.ensure(fy0, fy1, fx0, fx1)   # all its missing tiles in bands, before any band's table
     table = latent.table(fy0, fy1, fx0, fx1, plan.rel_cell, plan.table_workers, keep_table) if plan.whole else None
     out = np.empty((int(out_size[1]), int(out_size[0]), 3), dtype=np.float32)
     tracker = _Progress(out.shape[0], progress)
