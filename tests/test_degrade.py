@@ -56,10 +56,11 @@ def test_jpeg_loses_more_at_lower_quality():
     assert errors[0] > errors[1] > errors[2] > 0
 
 
-def test_the_training_chain_is_seeded_aligned_and_sometimes_clean():
+@pytest.mark.parametrize("chain", ["wide", "scan"])
+def test_the_training_chain_is_seeded_aligned_and_sometimes_clean(chain):
     hr = photo(144, 144)
-    draws = [degrade_for_training(hr, 48, np.random.default_rng(s)) for s in range(40)]
-    again = degrade_for_training(hr, 48, np.random.default_rng(5))
+    draws = [degrade_for_training(hr, 48, np.random.default_rng(s), chain) for s in range(40)]
+    again = degrade_for_training(hr, 48, np.random.default_rng(5), chain)
     assert np.array_equal(draws[5], again)
     assert all(d.shape == (48, 48, 3) and d.dtype == np.uint8 for d in draws)
     clean = np.asarray(Image.fromarray(hr).resize((48, 48), Image.BICUBIC)).astype(float)
@@ -98,11 +99,11 @@ def test_restore_training_starts_from_the_given_weights_and_records_the_chain(tm
     n = torch.get_num_threads()
     out = tmp_path / "restore.pt"
     try:
-        train([str(folder)], "fast", str(out), iters=0, batch=2, threads=1, init_from=str(start_path), degrade=True)
+        train([str(folder)], "fast", str(out), iters=0, batch=2, threads=1, init_from=str(start_path), degrade="wide")
     finally:
         torch.set_num_threads(n)
     model, config, meta = load_weights(out)
     assert config == start.config
     assert all(torch.equal(v, start.state_dict()[k]) for k, v in model.state_dict().items())
-    assert "fast.pt (11 iterations)" in meta["init_from"] and meta["degradation"] == TRAINING_CHAIN
+    assert "fast.pt (11 iterations)" in meta["init_from"] and meta["degradation"] == f"wide chain: {TRAINING_CHAIN}"
     assert meta["training_data"] == ["clean photos", str(folder)]

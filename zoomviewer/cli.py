@@ -189,7 +189,7 @@ def cmd_train(args) -> int:
           eval_data=args.eval_data, snapshot_every=args.snapshot_every,
           bf16=True if args.bf16 else False if args.fp32 else None,
           encoder_from=args.encoder_from, freeze_encoder=args.freeze_encoder,
-          init_from=args.init_from, degrade=args.degrade, teacher=args.teacher, device=device, minutes=args.minutes)
+          init_from=args.init_from, degrade=args.degrade, lr_size=args.patch, teacher=args.teacher, device=device, minutes=args.minutes)
     return 0
 
 
@@ -319,8 +319,9 @@ def train_parser(sub) -> None:
     t.add_argument("--encoder-from", metavar="WEIGHTS", help="start a new model with the encoder of these weights")
     t.add_argument("--freeze-encoder", action="store_true", help="train the decoder only")
     t.add_argument("--init-from", metavar="WEIGHTS", help="start a new model as a copy of these weights")
-    t.add_argument("--degrade", action="store_true",
-                   help="degrade the LR side (blur, noise, grain, JPEG): trains a restore model")
+    t.add_argument("--degrade", nargs="?", const="wide", choices=["wide", "scan"], metavar="CHAIN", help="degrade"
+                   " the LR side by the chain wide (default) or scan (centred on scans): trains a restore model")
+    t.add_argument("--patch", type=positive_int, default=48, metavar="N", help="LR patch side (default 48 px)")
     t.add_argument("--minutes", type=float, metavar="M",
                    help="stop after M minutes, the learning rate's decay fitted to them (--iters is then a ceiling)")
     t.add_argument("--device", default="cpu", help="where to train: cpu (default), cuda, or auto (the best there is)")

@@ -109,9 +109,7 @@ def _random_noise(img, rng, hi):
     return gaussian_noise(img, rng.uniform(1.0, hi), grey, rng)
 
 
-def degrade_for_training(hr: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """A degraded n x n uint8 LR image of the uint8 HR crop `hr`, drawn from the chain
-    described by TRAINING_CHAIN (Real-ESRGAN's second-order model, at LR size, plus grain)."""
+def _wide_chain(hr: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 0.15:
         return np.asarray(Image.fromarray(hr).resize((n, n), Image.BICUBIC))
     kernels = RESIZE_KERNELS
@@ -135,6 +133,51 @@ def degrade_for_training(hr: np.ndarray, n: int, rng: np.random.Generator) -> np
             img = _random_noise(img, rng, 20.0)
         img = jpeg(img, rng.integers(30, 96))
     return to_uint8(img)
+
+
+SCAN_CHAIN = ("p 0.1 clean (bicubic only); else: downscale with a random kernel (bicubic, bilinear, "
+              "box, Lanczos); p 0.9 blur (Gaussian, sigma 0.2-1.2 LR px, anisotropic with p 0.5); "
+              "p 0.9 noise (Gaussian sigma 1-16 of 255, grey with p 0.4, or Poisson scale 0.05-3, "
+              "p 0.3); p 0.3 film grain (strength 2-10, clump 0.4-1.2 px); p 0.9 JPEG q 30-90; "
+              "with p 0.2 a light second pass: down to 70-100 % and back with random kernels, "
+              "JPEG q 50-95")
+
+
+def _scan_chain(hr: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    # The wide chain spreads the model over degradations far heavier than a scanned print
+    # (noise to 30, JPEG to 30, second passes half the time); this one draws most patches
+    # from around what scans look like, with margins on every side of the eval's `scan`.
+    if rng.random() < 0.1:
+        return np.asarray(Image.fromarray(hr).resize((n, n), Image.BICUBIC))
+    kernels = RESIZE_KERNELS
+    img = np.asarray(Image.fromarray(hr).resize((n, n), kernels[rng.integers(len(kernels))]),
+                     dtype=np.float64)
+    if rng.random() < 0.9:
+        img = _random_blur(img, rng, 1.2)
+    if rng.random() < 0.9:
+        img = _random_noise(img, rng, 16.0)
+    if rng.random() < 0.3:
+        img = film_grain(img, rng.uniform(2.0, 10.0), rng.uniform(0.4, 1.2), rng)
+    if rng.random() < 0.9:
+        img = jpeg(img, rng.integers(30, 91))
+    if rng.random() < 0.2:
+        m = max(8, int(round(n * rng.uniform(0.7, 1.0))))
+        img = resize(img, (m, m), kernels[rng.integers(len(kernels))])
+        img = resize(img, (n, n), kernels[rng.integers(len(kernels))])
+        img = jpeg(img, rng.integers(50, 96))
+    return to_uint8(img)
+
+
+CHAINS = {"wide": (_wide_chain, TRAINING_CHAIN), "scan": (_scan_chain, SCAN_CHAIN)}
+
+
+def degrade_for_training(hr: np.ndarray, n: int, rng: np.random.Generator, chain: str = "wide") -> np.ndarray:
+    """A degraded n x n uint8 LR image of the uint8 HR crop `hr`, drawn from the training
+    chain `chain` (CHAINS: "wide", Real-ESRGAN's second-order model at LR size plus grain,
+    described by TRAINING_CHAIN; "scan", centred on scanned prints, SCAN_CHAIN)."""
+    if chain not in CHAINS:
+        raise ValueError(f"unknown training chain {chain!r} (known: {', '.join(CHAINS)})")
+    return CHAINS[chain][0](hr, n, rng)
 
 
 # -- named evaluation protocols -------------------------------------------------------------

@@ -20,7 +20,7 @@ from PIL import Image
 
 from ..engine.formats import is_photo_name
 from ..engine.model import load_weights, new_model, save_weights
-from .degrade import TRAINING_CHAIN, degrade_for_training
+from .degrade import CHAINS, degrade_for_training
 from .precision import precision_name, training_precision
 
 DEFAULT_ENCODER = "edsr-baseline"
@@ -68,7 +68,7 @@ class PatchSampler:
     """Draws training batches following the paper's recipe."""
 
     def __init__(self, images: list[np.ndarray], lr_size: int = 48, n_targets: int = 2304,
-                 scale_max: float = 4.0, seed: int = 0, degrade: bool = False) -> None:
+                 scale_max: float = 4.0, seed: int = 0, degrade: str | None = None) -> None:
         self.images = images
         self.degrade = degrade
         self.lr_size = lr_size
@@ -100,7 +100,7 @@ class PatchSampler:
             size = min(round(n * s), min(im.shape[:2]))
             hr = self._crop(im, size)
             if self.degrade:
-                lr = degrade_for_training(hr, n, self.rng)
+                lr = degrade_for_training(hr, n, self.rng, self.degrade)
             else:
                 lr = np.asarray(Image.fromarray(hr).resize((n, n), Image.BICUBIC))
             if self.rng.random() < 0.5:
@@ -132,7 +132,7 @@ def train(data: list[str], kind: str, out: str, iters: int, batch: int = 16, lr:
           eval_every: int = 0, eval_data: str | None = None, log: str | None = None,
           seed: int = 0, lr_size: int = 48, snapshot_every: int = 0, bf16: bool | None = None,
           encoder_from: str | None = None, freeze_encoder: bool = False,
-          config: dict | None = None, init_from: str | None = None, degrade: bool = False,
+          config: dict | None = None, init_from: str | None = None, degrade: str | None = None,
           teacher: str | None = None, device: str = "cpu", minutes: float | None = None) -> None:
     """Train a `kind` model ('fast' or 'liif') into `out` up to `iters` iterations in all,
     resuming `out` (and its optimiser state, `out`.state) if it exists.
@@ -142,7 +142,7 @@ def train(data: list[str], kind: str, out: str, iters: int, batch: int = 16, lr:
     resuming. `bf16`: None picks bf16 autocast for the encoder where the CPU computes bf16
     natively, True or False forces it; the choice and its reason go into the recipe.
     `init_from`: a new model starts as a copy of these weights (all of it). `degrade`: the
-    LR side of every patch goes through degrade.TRAINING_CHAIN (the restore model), and
+    LR side of every patch goes through this chain of degrade.CHAINS (a restore model), and
     evaluation during training uses the "scan" protocol. `teacher`: distil a preview
     encoder from these weights: the new model is the teacher's decoder (kept frozen) on a
     PreviewEncoder, trained on the photos and to reproduce the teacher's latent.
@@ -264,11 +264,11 @@ def _resume_optimizer(opt: torch.optim.Optimizer, state_p: Path, start: int) -> 
             print("the optimizer starts afresh (the set of trained parameters changed)", file=sys.stderr)
 
 
-def _record_recipe(meta: dict, data: list[str], recipe: str, degrade: bool) -> None:
+def _record_recipe(meta: dict, data: list[str], recipe: str, degrade: str | None) -> None:
     meta["training_data"] = list(dict.fromkeys(meta.get("training_data", []) + [str(d) for d in data]))
     meta["recipe"] = recipe
     if degrade:
-        meta["degradation"] = TRAINING_CHAIN
+        meta["degradation"] = f"{degrade} chain: {CHAINS[degrade][1]}"
 
 
 def _student_config(teacher: str) -> dict:
