@@ -18,6 +18,7 @@ from zoomviewer.engine import ensemble
 from zoomviewer.engine.model import native
 from zoomviewer.engine.render import Latent, render_region, render_region_reference
 from zoomviewer.engine.render.torch_decode import decode_band
+from zoomviewer.lab.bench_kernel import bench_kernel_builds, decode_with, view_inputs
 
 
 @pytest.fixture
@@ -228,3 +229,20 @@ def test_a_changed_ensemble_constant_gets_its_own_build(monkeypatch):
     monkeypatch.setattr(ensemble, "AREA_EPS", 1e-7)
     assert "-DAREA_EPS=1e-07f" in native.build_flags()
     assert native.build_path(compiler) != before
+
+
+def test_every_build_the_bench_times_draws_the_renderers_colours(needs_kernel):
+    """`zoomviewer bench` times the kernel built for this CPU, for AVX2 + FMA and for the
+    compiler's baseline: each build must give the renderer's colours, or its ns per pixel
+    would be the time of another picture."""
+    model = spread_model("fast")
+    inputs = view_inputs(model, rows=24, cols=96, scale=3.3)
+    ours = decode_with(native.library(), model, inputs)
+    assert ours.std() > 0.01
+    for arch in native.ARCHES:
+        lib = native.build(arch)
+        assert lib is not None or arch == "x86-64-v3"   # only a CPU without AVX2 lacks one
+        if lib is not None:
+            assert (decode_with(lib, model, inputs) - ours).abs().max() <= 1e-5
+    timed = bench_kernel_builds(model, lambda s: None, runs=1)
+    assert {"native", "generic"} <= set(timed["ns_per_pixel"]) and max(timed["max_diff"].values()) <= 1e-5

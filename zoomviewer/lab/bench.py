@@ -25,6 +25,7 @@ from ..engine.model.layout import encoder_layout
 from ..engine.model.native import fast_kernel
 from ..engine.render import Latent, deep_zoom_step, render_region, render_region_reference, render_sparse
 from . import machine
+from .bench_kernel import bench_kernel_builds
 from .bench_viewer import bench_first_view, bench_viewer_refine
 
 VIEW = (1280, 800)
@@ -158,6 +159,7 @@ def bench_model(kind: str, key: str, mp1: np.ndarray, dev: torch.device, runs: i
             entry["render_ms_torch_ops"] = {f"x{s}": 1000 * bench_refine(latent, s, runs, fused=False) for s in (4, 12)}
             log("  the same with torch ops instead of the fused kernel: "
                 + ", ".join(f"{k} {v:.0f} ms" for k, v in entry["render_ms_torch_ops"].items()))
+            entry["kernel_builds"] = bench_kernel_builds(model, log, runs)
     entry["coarse_ms"] = {"x4": 1000 * bench_coarse(latent, 4, 3 if not quick else 1)}
     log(f"  coarse pass alone ({VIEW[0] // 4}x{VIEW[1] // 4}, code table included), x4: {entry['coarse_ms']['x4']:.0f} ms")
     entry["refine_ms"] = {f"x{s}": 1000 * bench_viewer_refine(model, mp1, dev, s, n) for s in (4, 12)}
@@ -295,6 +297,8 @@ def markdown(res: dict) -> str:
                     f"{res['exact']['render_ms'][k]:.0f} |")
     for k, v in res["fast"].get("render_ms_torch_ops", {}).items():
         rows.append(f"| the same with torch ops, no fused kernel {k.replace('x', '×')}, ms | {v:.0f} | |")
+    for k, v in res["fast"].get("kernel_builds", {}).get("ns_per_pixel", {}).items():
+        rows.append(f"| fused kernel built for {k}, ns per pixel on one core ×4 | {v:.0f} | |")
     sparse = res["fast"].get("sparse")
     if sparse:
         rows.append(f"| viewer ×12 with Faster Deep Zoom (approximate), ms | {sparse['refine_ms']['x12']:.0f} | |")

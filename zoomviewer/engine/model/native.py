@@ -17,6 +17,8 @@ Nothing depends on it: without a compiler, on another device or dtype, for anoth
 decoder width, or with ZOOMVIEWER_NATIVE=0, `fast_kernel()` is None and the renderer
 takes the torch path. Both paths are held to the decoder's plain formulation by tests.
 `reset()` forgets the loaded build, so that the next `library()` looks again.
+`build(arch)` makes the other builds the bench times side by side (ARCHES: this CPU's,
+x86-64-v3 for AVX2 + FMA desktops, the compiler's baseline); the renderer never loads them.
 """
 
 from __future__ import annotations
@@ -73,11 +75,12 @@ def _cpu_signature() -> str:
     return platform.processor()
 
 
-def _compile(compiler: str, target: Path) -> bool:
-    """Build the kernel into `target` (atomically: other processes may be loading it).
-    Other builds in the folder stay: they may be other machines' or installations'."""
+def _compile(compiler: str, target: Path, arches=(["-march=native"], [])) -> bool:
+    """Build the kernel into `target` (atomically: other processes may be loading it), for
+    the first of `arches` the compiler takes. Other builds in the folder stay: they may be
+    other machines' or installations'."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    for arch in (["-march=native"], []):
+    for arch in arches:
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
         os.close(fd)
         try:
@@ -100,13 +103,14 @@ def find_compiler() -> str | None:
     return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
 
 
-def build_path(compiler: str) -> Path:
-    """Where the build for this source, these flags, compiler and CPU lives."""
+def build_path(compiler: str, arch: str | None = None) -> Path:
+    """Where the build for this source, these flags, compiler and CPU lives (the one the
+    renderer loads; or, with `arch`, the build for ARCHES[arch])."""
     key = hashlib.sha256()
     for part in (SOURCE.read_bytes(), " ".join(build_flags()).encode(), compiler.encode(),
                  platform.machine().encode(), _cpu_signature().encode()):
         key.update(part)
-    return cache_dir() / f"fast_kernel-{key.hexdigest()[:16]}.so"
+    return cache_dir() / f"fast_kernel-{key.hexdigest()[:16]}{'' if arch is None else '-' + arch}.so"
 
 
 def _load() -> ctypes.CDLL | None:
@@ -116,29 +120,56 @@ def _load() -> ctypes.CDLL | None:
     if compiler is None:
         log.info("no C compiler: the fast decoder runs on torch ops")
         return None
-    lib = None
     try:
-        target = build_path(compiler)
-        for attempt in range(2):  # a cached build that does not load (a broken file) is built again, once
-            if not target.exists() and not _compile(compiler, target):
-                return None
-            try:
-                lib = ctypes.CDLL(str(target))
-                f = lib.fast_decode
-                break
-            except (OSError, AttributeError) as e:
-                log.info("the cached fast kernel did not load (%s)%s", e, "" if attempt else "; building it again")
-                target.unlink(missing_ok=True)
-                lib = None
+        return _open(build_path(compiler), lambda target: _compile(compiler, target))
     except OSError as e:  # no source, an unwritable cache
         log.info("the fast kernel could not be built: %s", e)
         return None
+
+
+def _open(target: Path, compile_to) -> ctypes.CDLL | None:
+    """The build at `target`, made by `compile_to(target)` where it is missing, with the
+    kernel's argument types set."""
+    lib = None
+    for attempt in range(2):  # a cached build that does not load (a broken file) is built again, once
+        if not target.exists() and not compile_to(target):
+            return None
+        try:
+            lib = ctypes.CDLL(str(target))
+            f = lib.fast_decode
+            break
+        except (OSError, AttributeError) as e:
+            log.info("the cached fast kernel did not load (%s)%s", e, "" if attempt else "; building it again")
+            target.unlink(missing_ok=True)
+            lib = None
     if lib is None:
         return None
     f.restype = ctypes.c_int
     p, i, s = ctypes.c_void_p, ctypes.c_int, ctypes.c_ssize_t
     f.argtypes = [p, s, s, s, i, i, p, p, p, p, i, p, p, i, p, p, i, i, ctypes.POINTER(_Residual), p]
     return lib
+
+
+# The builds the bench times side by side: for this CPU, for AVX2 + FMA (x86-64-v3, what most
+# desktops have), and for the compiler's baseline (SSE2 on x86-64).
+ARCHES = {"native": ["-march=native"], "x86-64-v3": ["-march=x86-64-v3"], "generic": []}
+_V3_FLAGS = {"avx2", "fma", "bmi1", "bmi2", "f16c", "movbe", "abm"}
+
+
+def build(arch: str) -> ctypes.CDLL | None:
+    """The kernel built for ARCHES[arch] and cached beside the renderer's build, or None
+    where it cannot be built or this CPU cannot run it (x86-64-v3 without AVX2 + FMA)."""
+    compiler = find_compiler()
+    if compiler is None or not sys.platform.startswith("linux"):
+        return None
+    if arch == "x86-64-v3" and not (platform.machine() in ("x86_64", "AMD64")
+                                    and _V3_FLAGS <= set(_cpu_signature().split())):
+        return None
+    try:
+        return _open(build_path(compiler, arch), lambda target: _compile(compiler, target, [ARCHES[arch]]))
+    except OSError as e:
+        log.info("the fast kernel for %s could not be built: %s", arch, e)
+        return None
 
 
 class _Residual(ctypes.Structure):
