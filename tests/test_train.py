@@ -289,8 +289,10 @@ def test_train_command_with_a_missing_data_folder_fails_in_one_line(tmp_path, ca
 
 def test_a_preview_encoder_is_distilled_under_the_teachers_frozen_decoder(tmp_path, photos):
     """train(teacher=...) makes the fast decoder of the teacher read a PreviewEncoder's
-    latent: the decoder is the teacher's, bit for bit, after training; only the encoder
-    learned, and the weights say what it was distilled from."""
+    latent through a first layer of its own over each code alone (the teacher's unfolds
+    3x3, which costs more than the preview encoder): that layer starts as the teacher's
+    centre taps; the rest of the decoder is the teacher's, bit for bit, after training;
+    the encoder and that layer learned, and the weights say what they were distilled from."""
     torch.manual_seed(2)
     teacher = new_model({**FULL_FAST, **TINY})
     teacher_path = tmp_path / "teacher.pt"
@@ -299,15 +301,19 @@ def test_a_preview_encoder_is_distilled_under_the_teachers_frozen_decoder(tmp_pa
     run = dict(data=[str(photos)], kind="fast", out=str(out), batch=2, threads=1, save_every_s=1e9,
                teacher=str(teacher_path))
     train(iters=0, **run)
-    untrained = load_weights(out)[0].encoder.state_dict()
-    train(iters=3, **run)                  # resumed: the decoder stays frozen
+    untrained = load_weights(out)[0].state_dict()
+    w = teacher.latent_in.weight.detach()
+    c = teacher.encoder.out_dim
+    assert torch.equal(untrained["latent_in.weight"][:, :c], w[:, 4:9 * c:9])   # the centre taps
+    train(iters=3, **run)                  # resumed: the rest of the decoder stays frozen
     student, config, meta = load_weights(out)
-    assert config["encoder"] == "preview" and student.encoder.out_dim == 8
+    assert config["encoder"] == "preview" and student.encoder.out_dim == 8 and not config["feat_unfold"]
     assert "teacher.pt (5 iterations)" in meta["distilled_from"]
     mine, theirs = student.state_dict(), teacher.state_dict()
-    decoder = [k for k in theirs if not k.startswith("encoder.")]
+    decoder = [k for k in theirs if not k.startswith(("encoder.", "latent_in."))]
     assert decoder and all(torch.equal(mine[k], theirs[k]) for k in decoder)
-    assert any(not torch.equal(v, untrained[k]) for k, v in student.encoder.state_dict().items())
+    for part in ("encoder.", "latent_in.weight"):
+        assert any(not torch.equal(v, untrained[k]) for k, v in mine.items() if k.startswith(part))
 
 
 def test_a_run_with_a_time_budget_stops_in_time_and_keeps_what_it_learned(tmp_path, photos):

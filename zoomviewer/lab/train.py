@@ -272,9 +272,12 @@ def _record_recipe(meta: dict, data: list[str], recipe: str, degrade: str | None
 
 
 def _student_config(teacher: str) -> dict:
-    """A preview encoder's model: the teacher's configuration, a PreviewEncoder of its width."""
+    """A preview model: the teacher's configuration, a PreviewEncoder of its width, and a
+    first layer of its own over each code alone (feat_unfold off): the teacher's 3x3
+    unfolded first layer costs more per pixel than the whole preview encoder."""
     teacher_model, teacher_config, _ = load_weights(teacher)
-    return {**teacher_config, "encoder": "preview", "encoder_args": {"out_dim": teacher_model.encoder.out_dim}}
+    return {**teacher_config, "encoder": "preview", "encoder_args": {"out_dim": teacher_model.encoder.out_dim},
+            "feat_unfold": False}
 
 
 def _trained_parts(model, meta: dict, freeze_encoder: bool, teacher: str | None, start: int, device):
@@ -287,21 +290,31 @@ def _trained_parts(model, meta: dict, freeze_encoder: bool, teacher: str | None,
 
 
 def _distillation(model, meta: dict, teacher: str, start: int) -> torch.nn.Module:
-    """The teacher in eval mode: a new student takes the teacher's decoder; the decoder
-    stays frozen, so the student's latent is read by it exactly as the teacher's."""
+    """The teacher in eval mode: a new student takes the teacher's decoder, which stays
+    frozen, so the student's first-layer term is read by it exactly as the teacher's. A
+    student with a first layer of another shape (over each code alone where the
+    teacher's unfolds 3x3) trains that layer too, started at the teacher's centre taps."""
     teacher_model = load_weights(teacher)[0].eval().requires_grad_(False)
+    own_first = model.feat_unfold != teacher_model.feat_unfold
     if start == 0:
-        decoder = {k: v for k, v in teacher_model.state_dict().items() if not k.startswith("encoder.")}
-        model.load_state_dict({**model.state_dict(), **decoder})
+        mine, theirs = model.state_dict(), teacher_model.state_dict()
+        decoder = {k: v for k, v in theirs.items() if not k.startswith("encoder.") and v.shape == mine[k].shape}
+        if own_first:
+            w, c = theirs["latent_in.weight"], teacher_model.encoder.out_dim
+            # unfolded columns are ordered c*9 + 3*dy + dx: the centre tap of channel c is c*9 + 4
+            decoder["latent_in.weight"] = torch.cat((w[:, 4:9 * c:9], w[:, 9 * c:]), 1)
+        model.load_state_dict({**mine, **decoder})
         meta["distilled_from"] = f"{Path(teacher).name} ({teacher_model.meta.get('iterations', '?')} iterations)"
+    trained = ("encoder.", "latent_in.") if own_first else ("encoder.",)
     for name, p in model.named_parameters():
-        p.requires_grad_(name.startswith("encoder."))
+        p.requires_grad_(name.startswith(trained))
     return teacher_model
 
 
 def _step(model, opt: torch.optim.Optimizer, sample, dtype: torch.dtype, teacher=None) -> float:
     """One optimiser step on a sampled batch; the L1 loss before it (with a teacher, the
-    colour loss plus the L1 distance of the latent to the teacher's)."""
+    colour loss plus the L1 distance of the first-layer term to the teacher's: what the
+    shared decoder reads of each code)."""
     inp, coord, cell, gt = sample
     # the encoder is most of an iteration, so only it runs under autocast; the decoder
     # stays fp32, as it runs at render time
@@ -313,7 +326,7 @@ def _step(model, opt: torch.optim.Optimizer, sample, dtype: torch.dtype, teacher
     pred = model.query(inp, coord, cell, feat=feat.float())
     loss = (pred - gt).abs().mean()
     if teacher is not None:
-        loss = loss + (feat.float() - target).abs().mean()
+        loss = loss + (model.code_features(feat.float()) - teacher.code_features(target)).abs().mean()
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
