@@ -104,8 +104,10 @@ def test_a_latent_without_codes_renders_the_same_in_less_memory():
     img = sample_image(40, 50, seed=5)
     kept, lean = Latent(model, img, "cpu", tile=16), Latent(model, img, "cpu", tile=16, keep_codes=False)
     region, size = (3.0, 4.0, 30.0, 25.0), (90, 75)
-    assert np.array_equal(render_region(kept, region, size), render_region(lean, region, size))
-    assert torch.equal(kept.features(0, 40, 0, 50), lean.features(0, 40, 0, 50))
+    # to within summation order: encoded again tile by tile, the convolutions see other
+    # shapes than in the first banded run (and the machine's load can change oneDNN's split)
+    assert np.abs(render_region(kept, region, size) - render_region(lean, region, size)).max() <= 1e-5
+    assert torch.allclose(kept.features(0, 40, 0, 50), lean.features(0, 40, 0, 50), rtol=0, atol=1e-5)
     kept_bytes, lean_bytes = kept.bytes_held()[0], lean.bytes_held()[0]
     channels, term = model.encoder.out_dim, model.code_features_dim
     assert lean_bytes * (channels + term) == kept_bytes * term
