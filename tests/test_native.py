@@ -37,14 +37,16 @@ def fresh_native():
     native.reset()
 
 
-@pytest.mark.parametrize("ensemble, residual", [(True, True), (False, True), (False, False)])
+@pytest.mark.parametrize("ensemble, residual, unfold", [(True, True, True), (False, True, True), (False, False, True),
+                                                       (True, True, False)])
 @pytest.mark.parametrize("fused", [True, False])
-def test_both_decode_paths_equal_the_plain_formulation(fused, ensemble, residual):
+def test_both_decode_paths_equal_the_plain_formulation(fused, ensemble, residual, unfold):
     """Every switch the kernel handles: with and without the local ensemble (four members
-    or one) and the residual base."""
+    or one) and the residual base; and the preview's first layer over each code alone
+    (no 3x3 unfold)."""
     if fused and native.library() is None:
         pytest.skip("no C compiler here: the torch path runs")
-    model = spread_model("fast", residual=residual, local_ensemble=ensemble)
+    model = spread_model("fast", residual=residual, local_ensemble=ensemble, feat_unfold=unfold)
     img = sample_image()
     latent = Latent(model, img, "cpu", tile=8)
     h, w = img.shape[:2]
