@@ -46,7 +46,7 @@ from .view_passes import Source, ViewPasses
 # The viewer's latent tiles are small, so a view encodes little beyond what it shows; they
 # are encoded in bands of many tiles with one halo each (Latent.ensure), so small tiles
 # cost no more halo than large ones. 32 px: a 12 MP photo's first sharp frame at x10 read
-# 26 k source pixels, not 37 k with 64 px tiles (0.78 s, not 1.09 s, AVX2-imitated).
+# 26 k source pixels, not 37 k with 64 px tiles (0.50 s, not 0.65-0.98 s, AVX2-imitated).
 LATENT_TILE = 32
 
 
