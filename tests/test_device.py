@@ -16,7 +16,11 @@ from zoomviewer.engine.model import pick_device
 from zoomviewer.engine.render import Latent, render_region, render_region_reference
 
 DEVICE = pick_device(os.environ.get("ZOOMVIEWER_DEVICE", "auto"))
-BOUND = 1e-5 if DEVICE.type == "cpu" else 2e-3   # fp16 decoder matmuls off the CPU
+# fp16 decoder matmuls off the CPU. On the CPU 2e-5: run after the other cases in one
+# process, the x0.7 fast render came out 1.41e-5 from the reference in about 1 run in 5 (the
+# same value each time, before and after this session's changes: another summation order
+# picked by the process's state), against the 1e-5 the render tests hold in isolation.
+BOUND = 2e-5 if DEVICE.type == "cpu" else 2e-3
 
 
 @pytest.mark.parametrize("kind", ["fast", "liif"])
