@@ -1,8 +1,10 @@
-"""The memory layout the encoder's convolutions run fastest in on this machine, chosen by
-measurement once per process: oneDNN's channels-last kernels were 1.5x faster than the
-contiguous ones on an AVX-512 Xeon, and 15 % slower on an AVX2-only CPU (issue 13), so no
-fixed choice is right everywhere. ZOOMVIEWER_LAYOUT=channels_last or contiguous skips the
-measurement. Pure torch."""
+"""How the encoder's convolutions run fastest on this machine, chosen by measurement once
+per process: oneDNN in channels-last or contiguous memory (channels-last was 1.5x faster on
+an AVX-512 Xeon and 15 % slower on an AVX2-only CPU, issue 13), or, for EDSR-baseline on
+the CPU, "winograd": its body by Winograd's F(2x2, 3x3) in C (winograd.py; the rest in
+contiguous torch), where that can be built. No fixed choice is right everywhere.
+ZOOMVIEWER_LAYOUT=channels_last, contiguous or winograd skips the measurement (winograd
+only where it can run)."""
 
 from __future__ import annotations
 
@@ -12,28 +14,36 @@ import time
 
 import torch
 
-LAYOUTS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
+from .winograd import winograd_encoder
+
+# each choice's memory format for the encoder's torch convolutions
+LAYOUTS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format,
+           "winograd": torch.contiguous_format}
 PROBE_SIDE = 128              # a probe input this size: about 20 G multiply-adds for EDSR-baseline
 _chosen: dict[tuple, str] = {}
 _lock = threading.Lock()      # one measurement at a time: it changes the encoder's layout
 
 
-def _time(encoder: torch.nn.Module, x: torch.Tensor, layout: torch.memory_format) -> float:
-    encoder.to(memory_format=layout)
-    x = x.contiguous(memory_format=layout)
-    encoder(x)                 # the first call builds oneDNN's kernels for this shape
+def _time(encoder: torch.nn.Module, x: torch.Tensor, layout: str) -> float:
+    encoder.to(memory_format=LAYOUTS[layout])
+    x = x.contiguous(memory_format=LAYOUTS[layout])
+    run = winograd_encoder(encoder, x.device) if layout == "winograd" else encoder
+    if run is None:
+        return float("inf")
+    run(x)                     # the first call builds oneDNN's kernels for this shape
     t = time.perf_counter()
-    encoder(x)
+    run(x)
     return time.perf_counter() - t
 
 
 @torch.no_grad()
 def encoder_layout(encoder: torch.nn.Module, device: torch.device) -> str:
-    """'channels_last' or 'contiguous': the faster for `encoder` here (channels-last on
-    GPUs, which cuDNN prefers); measured once per encoder shape and device type (the
-    encoder is left in channels-last after it: the caller puts it in the chosen one)."""
+    """'channels_last', 'contiguous' or 'winograd': the fastest for `encoder` here
+    (channels-last on GPUs, which cuDNN prefers); measured once per encoder shape and
+    device type (the encoder is left in channels-last after it: the caller puts it in
+    LAYOUTS[chosen])."""
     forced = os.environ.get("ZOOMVIEWER_LAYOUT", "")
-    if forced in LAYOUTS:
+    if forced in LAYOUTS and (forced != "winograd" or winograd_encoder(encoder, device) is not None):
         return forced
     if device.type != "cpu":
         return "channels_last"
@@ -41,7 +51,7 @@ def encoder_layout(encoder: torch.nn.Module, device: torch.device) -> str:
     with _lock:
         if key not in _chosen:
             x = torch.rand(1, 3, PROBE_SIDE, PROBE_SIDE, device=device)
-            times = {name: _time(encoder, x, layout) for name, layout in LAYOUTS.items()}
+            times = {name: _time(encoder, x, name) for name in LAYOUTS}
             _chosen[key] = min(times, key=times.get)
             encoder.to(memory_format=torch.channels_last)
         return _chosen[key]

@@ -6,12 +6,8 @@ the code table to the colour (docs/LIIF.md section 6). It is compiled once with 
 system C compiler (`cc`, or $CC) into a cache folder and loaded with ctypes, which lets go
 of the GIL while it runs, so tiles decode in parallel threads.
 
-The cache folder is $ZOOMVIEWER_CACHE_DIR/native, else $XDG_CACHE_HOME/zoomviewer/native,
-else ~/.cache/zoomviewer/native (tests point ZOOMVIEWER_CACHE_DIR at a temporary folder).
-A build's name is a hash of what it was built from and for: the source, the flags, the
-compiler, the CPU. A cache shared by several machines (a home folder on NFS), or by two
-installations, holds a build for each, and no build is deleted for another's sake (a
-build is ~20 KB; deleting the others' would have each rebuild on every start).
+Builds are compiled, cached and loaded by cbuild.py (the cache folder, one build per
+source, flags, compiler and CPU).
 
 Nothing depends on it: without a compiler, on another device or dtype, for another
 decoder width, or with ZOOMVIEWER_NATIVE=0, `fast_kernel()` is None and the renderer
@@ -24,14 +20,8 @@ x86-64-v3 for AVX2 + FMA desktops, the compiler's baseline); the renderer never 
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import logging
-import os
 import platform
-import shutil
-import subprocess
-import sys
-import tempfile
 import threading
 from pathlib import Path
 
@@ -39,6 +29,8 @@ import numpy as np
 import torch
 
 from .. import ensemble
+from . import cbuild
+from .cbuild import find_compiler
 
 log = logging.getLogger(__name__)
 
@@ -53,68 +45,18 @@ def build_flags() -> list[str]:
     return ["-O3", "-fPIC", "-shared", "-fno-math-errno", "-std=gnu11", f"-DAREA_EPS={ensemble.AREA_EPS!r}f"]
 
 
-def cache_dir() -> Path:
-    """The folder of the kernel's builds (see the module docstring)."""
-    own = os.environ.get("ZOOMVIEWER_CACHE_DIR")
-    if own:
-        return Path(own) / "native"
-    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(root) / "zoomviewer" / "native"
-
-
-def _cpu_signature() -> str:
-    """The instruction sets a -march=native build may use: a cache shared by two
-    machines must not hand one the other's build."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith(("flags", "Features")):
-                    return line
-    except OSError:
-        pass
-    return platform.processor()
-
-
-def _compile(compiler: str, target: Path, arches=(["-march=native"], [])) -> bool:
-    """Build the kernel into `target` (atomically: other processes may be loading it), for
-    the first of `arches` the compiler takes. Other builds in the folder stay: they may be
-    other machines' or installations'."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    for arch in arches:
-        fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
-        os.close(fd)
-        try:
-            done = subprocess.run([compiler, *build_flags(), *arch, "-o", tmp, str(SOURCE)],
-                                  capture_output=True, text=True, timeout=120)
-            if done.returncode == 0:
-                os.replace(tmp, target)
-                return True
-            log.info("building the fast kernel with %s %s failed: %s", compiler, arch, done.stderr.strip()[:500])
-        except (OSError, subprocess.SubprocessError) as e:
-            log.info("building the fast kernel failed: %s", e)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    return False
-
-
-def find_compiler() -> str | None:
-    """The C compiler a build uses: $CC, else cc or gcc on the PATH."""
-    return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+def _compile(compiler: str, target: Path, arches=cbuild.NATIVE_ARCHES) -> bool:
+    return cbuild.compile_source(compiler, SOURCE, build_flags(), target, arches)
 
 
 def build_path(compiler: str, arch: str | None = None) -> Path:
     """Where the build for this source, these flags, compiler and CPU lives (the one the
     renderer loads; or, with `arch`, the build for ARCHES[arch])."""
-    key = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), " ".join(build_flags()).encode(), compiler.encode(),
-                 platform.machine().encode(), _cpu_signature().encode()):
-        key.update(part)
-    return cache_dir() / f"fast_kernel-{key.hexdigest()[:16]}{'' if arch is None else '-' + arch}.so"
+    return cbuild.build_path(SOURCE, build_flags(), compiler, arch)
 
 
 def _load() -> ctypes.CDLL | None:
-    if os.environ.get("ZOOMVIEWER_NATIVE", "1") == "0" or not sys.platform.startswith("linux"):
+    if not cbuild.enabled():
         return None
     compiler = find_compiler()
     if compiler is None:
@@ -130,20 +72,10 @@ def _load() -> ctypes.CDLL | None:
 def _open(target: Path, compile_to) -> ctypes.CDLL | None:
     """The build at `target`, made by `compile_to(target)` where it is missing, with the
     kernel's argument types set."""
-    lib = None
-    for attempt in range(2):  # a cached build that does not load (a broken file) is built again, once
-        if not target.exists() and not compile_to(target):
-            return None
-        try:
-            lib = ctypes.CDLL(str(target))
-            f = lib.fast_decode
-            break
-        except (OSError, AttributeError) as e:
-            log.info("the cached fast kernel did not load (%s)%s", e, "" if attempt else "; building it again")
-            target.unlink(missing_ok=True)
-            lib = None
+    lib = cbuild.open_build(target, compile_to, "fast_decode")
     if lib is None:
         return None
+    f = lib.fast_decode
     f.restype = ctypes.c_int
     p, i, s = ctypes.c_void_p, ctypes.c_int, ctypes.c_ssize_t
     f.argtypes = [p, s, s, s, i, i, p, p, p, p, i, p, p, i, p, p, i, i, ctypes.POINTER(_Residual), p]
@@ -160,10 +92,10 @@ def build(arch: str) -> ctypes.CDLL | None:
     """The kernel built for ARCHES[arch] and cached beside the renderer's build, or None
     where it cannot be built or this CPU cannot run it (x86-64-v3 without AVX2 + FMA)."""
     compiler = find_compiler()
-    if compiler is None or not sys.platform.startswith("linux"):
+    if compiler is None or not cbuild.enabled():
         return None
     if arch == "x86-64-v3" and not (platform.machine() in ("x86_64", "AMD64")
-                                    and _V3_FLAGS <= set(_cpu_signature().split())):
+                                    and _V3_FLAGS <= set(cbuild.cpu_signature().split())):
         return None
     try:
         return _open(build_path(compiler, arch), lambda target: _compile(compiler, target, [ARCHES[arch]]))
