@@ -40,7 +40,7 @@ LEVELS = {
         {"window"},
         {"launch"},
     ],
-    "lab": [{"precision", "degrade", "evaluate", "machine", "bench_kernel"}, {"bench_viewer", "peer"}, {"train", "bench"}],
+    "lab": [{"precision", "degrade", "evaluate", "machine", "bench_kernel", "patches"}, {"bench_viewer", "peer"}, {"train", "bench"}],
 }
 ROOMS = ["engine", "app", "lab", "cli"]
 # The widgets and what the GUI thread runs: none of them may load torch, even indirectly.

@@ -20,7 +20,8 @@ from engine_models import sample_image
 from zoomviewer.cli import main
 from zoomviewer.engine.model import load_weights, new_model, save_weights
 from zoomviewer.lab.precision import cpu_computes_bf16, precision_name, training_precision
-from zoomviewer.lab.train import PatchSampler, train
+from zoomviewer.lab.patches import PatchSampler, batches
+from zoomviewer.lab.train import train
 
 FULL_FAST = {"kind": "fast", "encoder": "edsr-baseline", "residual": True}
 TINY = {"encoder_args": {"n_resblocks": 1, "n_feats": 8}}
@@ -271,6 +272,26 @@ def test_sampler_lr_patches_are_bicubic_downscales_of_the_targets_crop():
                     matches += np.array_equal(to_uint8(lr[b].permute(1, 2, 0)), symmetric_view(want, fx, fy, tr))
         assert matches >= 1, f"batch item {b}: the LR patch is not the downscaled crop of its targets"
     assert len(sizes) > 1   # the scale varies
+
+
+def test_batches_drawn_by_worker_processes_are_the_same_on_every_run_and_differ_between_workers():
+    """A GPU run draws its patches in worker processes (train --workers): a rerun with the
+    same seed must train on the same patches, and no two workers may repeat each other."""
+    rng = np.random.default_rng(2)
+    images = [rng.integers(0, 256, (40 + 3 * k, 44, 3), dtype=np.uint8) for k in range(3)]
+
+    def draw(seed, workers, n=4):
+        stream = batches(images, 2, seed, workers, lr_size=8, n_targets=10, degrade="scan")
+        return [next(stream) for _ in range(n)]
+
+    first, again, other = draw(7, 2), draw(7, 2), draw(8, 2)
+    assert all(torch.equal(a, b) for x, y in zip(first, again) for a, b in zip(x, y))
+    assert not torch.equal(first[0][0], other[0][0])
+    assert not torch.equal(first[0][0], first[1][0])   # batches 0 and 1 come from workers 0 and 1
+    lr, coord, cell, gt = first[0]
+    assert lr.shape == (2, 3, 8, 8) and coord.shape == cell.shape == gt.shape[:2] + (2,) == (2, 10, 2)
+    here = draw(7, 0, 1)[0]    # workers 0: the same sampler as before, in this process
+    assert torch.equal(here[0], PatchSampler(images, lr_size=8, n_targets=10, seed=7, degrade="scan").sample(2)[0])
 
 
 # ------------------------------------------------------------------ the command

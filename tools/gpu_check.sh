@@ -11,8 +11,11 @@ device=${1:-auto}
 quick=${2:-}
 out=${OUT:-gpu-check}
 mkdir -p "$out"
-export QT_QPA_PLATFORM=offscreen ZOOMVIEWER_DEVICE="$device"
-python - <<'PY' | tee "$out/device.txt"
+export QT_QPA_PLATFORM=offscreen ZOOMVIEWER_DEVICE="$device" PYTHONUNBUFFERED=1
+# nothing need be installed: the checkout itself is the package (a lent machine has no pip install)
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+python=${PYTHON:-python3}
+"$python" - <<'PY' | tee "$out/device.txt"
 import torch
 from zoomviewer.engine.model import pick_device
 import os
@@ -21,9 +24,9 @@ print(f"device {d}; torch {torch.__version__}; cuda {torch.version.cuda}; "
       f"{torch.cuda.get_device_name(d) if d.type == 'cuda' else 'no GPU'}")
 PY
 echo "== 1. render tests on the device against the CPU reference"
-python -m pytest -q -p no:cacheprovider tests/test_device.py
+"$python" -m pytest -q -p no:cacheprovider tests/test_device.py
 echo "== 2. bench"
-timeout 420 zoomviewer bench --device "$device" ${quick:+--quick} --json "$out/bench-$device.json" | tee "$out/bench-$device.md"
+timeout 420 "$python" -m zoomviewer bench --device "$device" ${quick:+--quick} --json "$out/bench-$device.json" | tee "$out/bench-$device.md"
 echo "== 3. 100 MP photo: peak memory"
-timeout 300 python tools/bigphoto.py --device "$device" ${quick:+--quick} | tee "$out/bigphoto-$device.txt"
+timeout 300 "$python" tools/bigphoto.py --device "$device" ${quick:+--quick} | tee "$out/bigphoto-$device.txt"
 echo "gpu_check: done; results in $out/"

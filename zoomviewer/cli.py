@@ -186,10 +186,9 @@ def cmd_train(args) -> int:
     device = pick_device(args.device)   # a device that is not there: one sentence, before any data loads
     train(args.data, args.model, args.out, iters=args.iters, batch=args.batch, lr=args.lr,
           residual=not args.no_residual, threads=args.threads, eval_every=args.eval_every,
-          eval_data=args.eval_data, snapshot_every=args.snapshot_every,
-          bf16=True if args.bf16 else False if args.fp32 else None,
-          encoder_from=args.encoder_from, freeze_encoder=args.freeze_encoder,
-          init_from=args.init_from, degrade=args.degrade, lr_size=args.patch, teacher=args.teacher, device=device, minutes=args.minutes)
+          eval_data=args.eval_data, snapshot_every=args.snapshot_every, bf16=True if args.bf16 else False if args.fp32 else None,
+          encoder_from=args.encoder_from, freeze_encoder=args.freeze_encoder, init_from=args.init_from, degrade=args.degrade,
+          lr_size=args.patch, teacher=args.teacher, device=device, minutes=args.minutes, workers=args.workers)
     return 0
 
 
@@ -325,6 +324,8 @@ def train_parser(sub) -> None:
     t.add_argument("--minutes", type=float, metavar="M",
                    help="stop after M minutes, the learning rate's decay fitted to them (--iters is then a ceiling)")
     t.add_argument("--device", default="cpu", help="where to train: cpu (default), cuda, or auto (the best there is)")
+    t.add_argument("--workers", type=count, default=0, metavar="N", help="processes drawing the patches (default 0:"
+                   " the training process; on a GPU, several keep it busy)")
     t.add_argument("--teacher", metavar="WEIGHTS",
                    help="distil a preview encoder from these weights (their decoder, frozen, reads it)")
 

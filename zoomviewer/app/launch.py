@@ -15,11 +15,12 @@ from PySide6.QtWidgets import QApplication
 
 from ..engine import images
 from ..engine.bundled import MODEL_FILES, resource_dir
+from ..engine.model import load_preview
 from .compare import MODES
 from .desktop import name_the_application
 from .display_check import display_problem
 from .protocol import BICUBIC
-from .render_thread import RenderThread, load_preview
+from .render_thread import RenderThread
 from .settings import APPLICATION, ORGANISATION
 from .window import MainWindow
 

@@ -29,10 +29,11 @@ import numpy as np
 import torch
 from PySide6.QtCore import QThread, Signal
 
-from ..engine.bundled import MODEL_FILES, shipped_preview, shipped_weights
+from ..engine.bundled import MODEL_FILES, shipped_weights
 from ..engine.model import load_weights, pick_device
 from ..engine.model.layout import encoder_layout
 from ..engine.model.native import fast_kernel
+from ..engine.latent import LATENT_TILE
 from ..engine.render import Cancelled, Latent
 from .details_thread import DetailsThread
 from .encode_ahead import EncodeAhead
@@ -41,19 +42,6 @@ from .protocol import BICUBIC, MODEL, ExportJob, ModelInfo, RenderRequest, model
 from .qimages import qimage_from_rgb8
 from .tile_cache import TileCache
 from .view_passes import Source, ViewPasses
-
-
-# The viewer's latent tiles are small, so a view encodes little beyond what it shows; they
-# are encoded in bands of many tiles with one halo each (Latent.ensure), so small tiles
-# cost no more halo than large ones. 32 px: a 12 MP photo's first sharp frame at x10 read
-# 26 k source pixels, not 37 k with 64 px tiles (0.50 s, not 0.65-0.98 s, AVX2-imitated).
-LATENT_TILE = 32
-
-
-def load_preview():
-    """The shipped preview model, or None when it is not installed."""
-    path = shipped_preview()
-    return None if path is None else load_weights(path)[0]
 
 
 def render_threads() -> int:

@@ -20,15 +20,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..engine.model import load_weights, new_model, pick_device
+from ..engine.latent import LATENT_TILE
+from ..engine.model import load_preview, load_weights, new_model, pick_device
 from ..engine.model.layout import encoder_layout
 from ..engine.model.native import fast_kernel
 from ..engine.render import Latent, deep_zoom_step, render_region, render_region_reference, render_sparse
 from . import machine
 from .bench_kernel import bench_kernel_builds
-from .bench_viewer import bench_first_view, bench_viewer_refine
+from .bench_viewer import bench_first_view, bench_viewer_refine, viewer_available
 
 VIEW = (1280, 800)
+NO_VIEWER = "skipped: PySide6 is not installed, so the viewer's render thread cannot run here"
 
 
 def _model(kind: str):
@@ -115,9 +117,10 @@ def bench_sparse(model, photo: np.ndarray, device: torch.device, runs: int, log)
     from ..engine.bundled import sample_photo
     from ..engine.images import load, to_srgb
 
-    out: dict = {"refine_ms": {"x12": 1000 * bench_viewer_refine(model, photo, device, 12, runs, sparse=True)},
-                 "step": {}, "psnr_vs_exact_db": {}}
-    log(f"  viewer refine with Faster Deep Zoom: x12 {out['refine_ms']['x12']:.0f} ms")
+    out: dict = {"refine_ms": {}, "step": {}, "psnr_vs_exact_db": {}}
+    if viewer_available():
+        out["refine_ms"]["x12"] = 1000 * bench_viewer_refine(model, photo, device, 12, runs, sparse=True)
+        log(f"  viewer refine with Faster Deep Zoom: x12 {out['refine_ms']['x12']:.0f} ms")
     photos = {"bench photo": photo, "sample photo": np.ascontiguousarray(to_srgb(load(sample_photo())), np.float32)}
     for s in (12, 16, 24, 30):
         step = deep_zoom_step(s)
@@ -162,9 +165,10 @@ def bench_model(kind: str, key: str, mp1: np.ndarray, dev: torch.device, runs: i
             entry["kernel_builds"] = bench_kernel_builds(model, log, runs)
     entry["coarse_ms"] = {"x4": 1000 * bench_coarse(latent, 4, 3 if not quick else 1)}
     log(f"  coarse pass alone ({VIEW[0] // 4}x{VIEW[1] // 4}, code table included), x4: {entry['coarse_ms']['x4']:.0f} ms")
-    entry["refine_ms"] = {f"x{s}": 1000 * bench_viewer_refine(model, mp1, dev, s, n) for s in (4, 12)}
+    entry["refine_ms"] = {f"x{s}": 1000 * bench_viewer_refine(model, mp1, dev, s, n) for s in (4, 12)
+                          if viewer_available()}
     log("  viewer refine (render thread, coarse then sharp): "
-        + ", ".join(f"{k} {v:.0f} ms" for k, v in entry["refine_ms"].items()))
+        + (", ".join(f"{k} {v:.0f} ms" for k, v in entry["refine_ms"].items()) or NO_VIEWER))
     if key == "fast":
         entry["sparse"] = bench_sparse(model, mp1, dev, runs, log)
     else:
@@ -179,16 +183,18 @@ def bench_opening(mp1: np.ndarray, dev: torch.device, quick: bool, log, export: 
     """The first sharp view of a photo just opened (render thread, nothing encoded; and
     the preview's time where one is shipped), the first sharp frame and an export of a
     big photo rendered directly."""
-    from ..app.render_thread import LATENT_TILE, load_preview
-
     fast, _ = _model("fast")
     preview = load_preview()
     big = _photo(3000, 4000) if not quick else _photo(1000, 1500)
     res: dict = {"encoder_layout": encoder_layout(fast.encoder.to(dev), dev)}
     # the views first, as a photo just opened meets them: a whole-photo encode on this
     # thread before them made the first preview 4.2 s instead of 2.0 (native, this EPYC)
-    sharp, previews = bench_first_view(fast, {f"{mp1.shape[1]}x{mp1.shape[0]}": mp1,
-                                              f"{big.shape[1]}x{big.shape[0]}": big}, dev, preview=preview)
+    sharp, previews = {}, {}
+    if viewer_available():
+        sharp, previews = bench_first_view(fast, {f"{mp1.shape[1]}x{mp1.shape[0]}": mp1,
+                                                  f"{big.shape[1]}x{big.shape[0]}": big}, dev, preview=preview)
+    else:
+        res["viewer_figures"] = NO_VIEWER
     if preview is not None:
         latent = Latent(preview, mp1, dev)
         t = time.perf_counter()
@@ -198,7 +204,7 @@ def bench_opening(mp1: np.ndarray, dev: torch.device, quick: bool, log, export: 
         del latent
     res["first_view_after_open_ms"] = {k: 1000 * v for k, v in sharp.items()}
     log("first sharp view after opening (render thread, nothing encoded): "
-        + ", ".join(f"{k} {v:.0f} ms" for k, v in res["first_view_after_open_ms"].items()))
+        + (", ".join(f"{k} {v:.0f} ms" for k, v in res["first_view_after_open_ms"].items()) or NO_VIEWER))
     if previews:
         res["first_preview_after_open_ms"] = {k: 1000 * v for k, v in previews.items()}
         log("its preview after opening: " + ", ".join(f"{k} {v:.0f} ms" for k, v in res["first_preview_after_open_ms"].items()))
@@ -304,7 +310,8 @@ def markdown(res: dict) -> str:
         rows.append(f"| fused kernel built for {k}, ns per pixel on one core ×4 | {v:.0f} | |")
     sparse = res["fast"].get("sparse")
     if sparse:
-        rows.append(f"| viewer ×12 with Faster Deep Zoom (approximate), ms | {sparse['refine_ms']['x12']:.0f} | |")
+        if "x12" in sparse["refine_ms"]:
+            rows.append(f"| viewer ×12 with Faster Deep Zoom (approximate), ms | {sparse['refine_ms']['x12']:.0f} | |")
         for k, v in sparse["psnr_vs_exact_db"].items():
             step = sparse["step"][k]
             rows.append(f"| Faster Deep Zoom {k.replace('x', '×')} (1 pixel in {step}×{step} decoded), PSNR vs exact, dB "

@@ -4,6 +4,7 @@ opened (nothing encoded yet). Times run from the request to its request_finished
 
 from __future__ import annotations
 
+import importlib.util
 import statistics
 import time
 
@@ -11,6 +12,12 @@ import numpy as np
 import torch
 
 VIEW = (1280, 800)
+
+
+def viewer_available() -> bool:
+    """Whether the viewer's render thread can run here: a GPU server often has PyTorch
+    and no Qt, and the bench's other figures need none."""
+    return importlib.util.find_spec("PySide6") is not None
 
 
 class _Session:

@@ -2,8 +2,8 @@
 2304 sampled HR targets, flips and transpose, L1 loss, Adam. Resumable. The encoder runs
 under bf16 autocast only where the hardware computes bf16 (precision.py).
 
-Photos are decoded once into memory (large ones halved first, which removes most JPEG
-blocking); the sampler is vectorised numpy + Pillow, so a step is dominated by the network.
+Photos are decoded once into memory and patches drawn from them by patches.py, in this
+process or in worker processes (`workers`, for a GPU whose step outruns one core).
 """
 
 from __future__ import annotations
@@ -14,111 +14,16 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
-from ..engine.formats import is_photo_name
 from ..engine.model import load_weights, new_model, save_weights
-from .degrade import CHAINS, degrade_for_training
+from .degrade import CHAINS
+from .patches import batches, load_training_images
 from .precision import precision_name, training_precision
 
 DEFAULT_ENCODER = "edsr-baseline"
 PLAN_AFTER = 50      # with a time budget, the schedule's length is set from the pace of this many iterations
-
-
-def find_images(dirs: list[str]) -> list[Path]:
-    files: list[Path] = []
-    for d in dirs:
-        p = Path(d)
-        if p.is_file():
-            files.append(p)
-        else:
-            files += sorted(f for f in p.rglob("*") if is_photo_name(f))
-    return files
-
-
-def load_training_images(dirs: list[str], halve_above: int = 400, min_side: int = 48) -> list[np.ndarray]:
-    """uint8 HxWx3 arrays; images whose shorter side exceeds `halve_above` are halved,
-    those smaller than one LR patch (`min_side`) or unreadable are skipped with a note."""
-    out, skipped = [], []
-    for f in find_images(dirs):
-        try:
-            with Image.open(f) as im:
-                im = im.convert("RGB")
-                if min(im.size) > halve_above:
-                    im = im.resize((im.width // 2, im.height // 2), Image.BICUBIC)
-                arr = np.asarray(im, dtype=np.uint8)
-        except (OSError, ValueError, Image.DecompressionBombError):
-            skipped.append(f"{f.name} (not a readable image)")
-            continue
-        if min(arr.shape[:2]) < min_side:
-            skipped.append(f"{f.name} ({arr.shape[1]}x{arr.shape[0]}, smaller than a {min_side} px patch)")
-            continue
-        out.append(arr)
-    if skipped:
-        print(f"skipped {len(skipped)} image(s): {', '.join(skipped[:5])}"
-              f"{' ...' if len(skipped) > 5 else ''}", file=sys.stderr)
-    if not out:
-        raise ValueError(f"no usable training images found in {', '.join(dirs)}")
-    return out
-
-
-class PatchSampler:
-    """Draws training batches following the paper's recipe."""
-
-    def __init__(self, images: list[np.ndarray], lr_size: int = 48, n_targets: int = 2304,
-                 scale_max: float = 4.0, seed: int = 0, degrade: str | None = None) -> None:
-        self.images = images
-        self.degrade = degrade
-        self.lr_size = lr_size
-        self.n_targets = n_targets
-        self.scale_max = scale_max
-        self.rng = np.random.default_rng(seed)
-        area = np.array([im.shape[0] * im.shape[1] for im in images], dtype=np.float64)
-        self.p = np.sqrt(area) / np.sqrt(area).sum()
-
-    def _crop(self, im: np.ndarray, size: int) -> np.ndarray:
-        """Of two random crops, the more textured one (blurred backgrounds teach little)."""
-        best, best_e = None, -1.0
-        for _ in range(2):
-            y = self.rng.integers(0, im.shape[0] - size + 1)
-            x = self.rng.integers(0, im.shape[1] - size + 1)
-            c = im[y:y + size, x:x + size]
-            g = c[::4, ::4].astype(np.float32).mean(-1)
-            e = float(np.abs(np.diff(g, axis=0)).mean() + np.abs(np.diff(g, axis=1)).mean())
-            if e > best_e:
-                best, best_e = c, e
-        return best
-
-    def sample(self, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        lrs, coords, cells, gts = [], [], [], []
-        n = self.lr_size
-        for _ in range(batch):
-            im = self.images[self.rng.choice(len(self.images), p=self.p)]
-            s = self.rng.uniform(1.0, self.scale_max)
-            size = min(round(n * s), min(im.shape[:2]))
-            hr = self._crop(im, size)
-            if self.degrade:
-                lr = degrade_for_training(hr, n, self.rng, self.degrade)
-            else:
-                lr = np.asarray(Image.fromarray(hr).resize((n, n), Image.BICUBIC))
-            if self.rng.random() < 0.5:
-                hr, lr = hr[:, ::-1], lr[:, ::-1]
-            if self.rng.random() < 0.5:
-                hr, lr = hr[::-1], lr[::-1]
-            if self.rng.random() < 0.5:
-                hr, lr = hr.transpose(1, 0, 2), lr.transpose(1, 0, 2)
-            idx = self.rng.choice(size * size, self.n_targets, replace=False)
-            iy, ix = idx // size, idx % size
-            coords.append(np.stack((-1 + (2 * iy + 1) / size, -1 + (2 * ix + 1) / size), -1))
-            cells.append(np.full((self.n_targets, 2), 2.0 / size))
-            gts.append(hr[iy, ix])
-            lrs.append(np.ascontiguousarray(lr))
-        lr_t = torch.from_numpy(np.stack(lrs)).permute(0, 3, 1, 2).float().div_(255)
-        gt_t = torch.from_numpy(np.stack(gts)).float().div_(255)
-        return ((lr_t - 0.5) / 0.5, torch.from_numpy(np.stack(coords)).float(),
-                torch.from_numpy(np.stack(cells)).float(), (gt_t - 0.5) / 0.5)
+WARM_UP = 10         # ... after this many: a GPU's first steps (kernel choice, workers starting) are slow
 
 
 def lr_at(it: int, total: int, base: float) -> float:
@@ -133,7 +38,8 @@ def train(data: list[str], kind: str, out: str, iters: int, batch: int = 16, lr:
           seed: int = 0, lr_size: int = 48, snapshot_every: int = 0, bf16: bool | None = None,
           encoder_from: str | None = None, freeze_encoder: bool = False,
           config: dict | None = None, init_from: str | None = None, degrade: str | None = None,
-          teacher: str | None = None, device: str = "cpu", minutes: float | None = None) -> None:
+          teacher: str | None = None, device: str = "cpu", minutes: float | None = None,
+          workers: int = 0) -> None:
     """Train a `kind` model ('fast' or 'liif') into `out` up to `iters` iterations in all,
     resuming `out` (and its optimiser state, `out`.state) if it exists.
 
@@ -146,9 +52,10 @@ def train(data: list[str], kind: str, out: str, iters: int, batch: int = 16, lr:
     evaluation during training uses the "scan" protocol. `teacher`: distil a preview
     encoder from these weights: the new model is the teacher's decoder (kept frozen) on a
     PreviewEncoder, trained on the photos and to reproduce the teacher's latent.
-    `device`: where the networks train ('cpu', 'cuda'); the sampler always runs on the CPU.
-    `minutes`: stop after this long, the cosine planned from the pace of the first
-    PLAN_AFTER iterations so that it ends decayed (for a lent GPU's fixed time).
+    `device`: where the networks train ('cpu', 'cuda'); the sampler always runs on the CPU,
+    in `workers` processes (0: in this one).
+    `minutes`: stop after this long, the cosine planned from the pace of PLAN_AFTER
+    iterations after the first WARM_UP so that it ends decayed (for a lent GPU's fixed time).
     """
     if threads:
         torch.set_num_threads(threads)
@@ -163,7 +70,8 @@ def train(data: list[str], kind: str, out: str, iters: int, batch: int = 16, lr:
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     _resume_optimizer(opt, state_p, start)
     images = load_training_images(data, min_side=lr_size)
-    sampler = PatchSampler(images, lr_size=lr_size, seed=seed + start, degrade=degrade)
+    stream = batches(images, batch, seed + start, workers, pin=str(device).startswith("cuda"),
+                     lr_size=lr_size, degrade=degrade)
     dtype, why = training_precision(str(device), bf16)
     precision = f"{precision_name(dtype)} encoder ({why})"
     _record_recipe(meta, data, f"LIIF recipe: scale U(1,4), {lr_size}px LR patches, batch {batch}, 2304 targets, "
@@ -172,27 +80,23 @@ def train(data: list[str], kind: str, out: str, iters: int, batch: int = 16, lr:
     print(f"training {config['kind']} on {len(images)} images from {start} to {iters} iterations, {precision}",
           file=sys.stderr)
 
-    def checkpoint(it: int) -> None:
-        meta["iterations"] = it
-        save_weights(out_p, model, config, meta)
-        torch.save({"iterations": it, "optimizer": opt.state_dict()}, state_p)
-
     logf = open(log or str(out_p) + ".log", "a")
-    t_save = t0 = time.time()
+    t_save = t0 = t_warm = time.time()
     loss_acc, n_acc = 0.0, 0
     try:
         it = start
         while it < iters:
             for g in opt.param_groups:
                 g["lr"] = lr_at(it, iters, lr)
-            loss_acc += _step(model, opt, [t.to(device) for t in sampler.sample(batch)], dtype, teacher_model)
+            loss_acc += _step(model, opt, [t.to(device, non_blocking=True) for t in next(stream)], dtype, teacher_model)
             n_acc += 1
             it += 1
             if it % 10 == 0:
                 _log(logf, config["kind"], it, iters, loss_acc / n_acc, (it - start) / (time.time() - t0), g["lr"])
                 loss_acc, n_acc = 0.0, 0
             if minutes:
-                iters = _fitted_total(iters, minutes, it, start, t0, meta)
+                t_warm = time.time() if it - start == WARM_UP else t_warm
+                iters = _fitted_total(iters, minutes, it, start, (t0, t_warm), meta)
                 if time.time() - t0 > minutes * 60:
                     break
             if eval_every and eval_data and it % eval_every == 0:
@@ -201,20 +105,32 @@ def train(data: list[str], kind: str, out: str, iters: int, batch: int = 16, lr:
                 meta["iterations"] = it
                 save_weights(out_p.with_name(f"{out_p.stem}.it{it}{out_p.suffix}"), model, config, meta)
             if time.time() - t_save > save_every_s:
-                checkpoint(it)
+                _checkpoint(out_p, model, config, meta, opt, it)
                 t_save = time.time()
-        checkpoint(it)
+        _checkpoint(out_p, model, config, meta, opt, it)
     finally:
         logf.close()
     print(file=sys.stderr)
 
 
-def _fitted_total(iters: int, minutes: float, it: int, start: int, t0: float, meta: dict) -> int:
-    """The run's planned total: once PLAN_AFTER iterations are timed, what fits `minutes`."""
-    if it - start != PLAN_AFTER:
+def _checkpoint(out_p: Path, model, config: dict, meta: dict, opt: torch.optim.Optimizer, it: int) -> None:
+    """The weights at iteration `it` into `out_p`, the optimiser's state beside them (resumable)."""
+    meta["iterations"] = it
+    save_weights(out_p, model, config, meta)
+    torch.save({"iterations": it, "optimizer": opt.state_dict()}, out_p.with_suffix(out_p.suffix + ".state"))
+
+
+def _fitted_total(iters: int, minutes: float, it: int, start: int, times: tuple[float, float],
+                  meta: dict) -> int:
+    """The run's planned total: once PLAN_AFTER iterations after the warm-up are timed
+    (`times`: the run's start, the warm-up's end), what fits the rest of `minutes`."""
+    if it - start != WARM_UP + PLAN_AFTER:
         return iters
-    iters = min(iters, start + int((it - start) / (time.time() - t0) * minutes * 60))
-    meta["planned"] = f"{iters} iterations in all, to fit {minutes:g} minutes at the pace of the first {PLAN_AFTER}"
+    now, (t0, t_warm) = time.time(), times
+    left = max(0.0, minutes * 60 - (now - t0))
+    iters = min(iters, it + int(PLAN_AFTER / max(now - t_warm, 1e-9) * left))
+    meta["planned"] = (f"{iters} iterations in all, to fit {minutes:g} minutes at the pace of {PLAN_AFTER} "
+                       f"after the first {WARM_UP}")
     return iters
 
 

@@ -10,10 +10,10 @@ import torch
 from .encoders import EDSRBaseline, RDN, make_encoder
 from .fast import FastLIIF
 from .liif import LIIF, blend_weights, ensemble_axis
-from .weights import WeightsError, build_model, load_weights, save_weights
+from .weights import WeightsError, build_model, load_preview, load_weights, save_weights
 
 __all__ = ["EDSRBaseline", "RDN", "make_encoder", "LIIF", "FastLIIF", "blend_weights",
-           "ensemble_axis", "WeightsError", "build_model", "load_weights", "save_weights",
+           "ensemble_axis", "WeightsError", "build_model", "load_preview", "load_weights", "save_weights",
            "pick_device", "new_model"]
 
 

@@ -132,3 +132,11 @@ def _load_state(model: nn.Module, sd: dict, path: Path) -> None:
         if tuple(t.shape) != tuple(v.shape):
             raise WeightsError(f"{path}: {k} has shape {tuple(t.shape)}, the model needs {tuple(v.shape)}")
     model.load_state_dict({k: sd[k].float() if sd[k].is_floating_point() else sd[k] for k in own})
+
+
+def load_preview():
+    """The shipped preview model (bundled.PREVIEW_FILE), or None when it is not installed."""
+    from ..bundled import shipped_preview
+
+    path = shipped_preview()
+    return None if path is None else load_weights(path)[0]
