@@ -14,7 +14,7 @@ import torch
 from engine_models import sample_image
 from zoomviewer.engine.model import new_model, winograd
 from zoomviewer.engine.model.encoders import EDSRBaseline
-from zoomviewer.engine.model.layout import encoder_layout
+from zoomviewer.engine.model.layout import encoder_layout, fastest_layout
 from zoomviewer.engine.render import Latent, render_region
 
 
@@ -115,3 +115,11 @@ def test_only_a_64_channel_edsr_in_fp32_takes_the_c_path():
     assert winograd.winograd_encoder(EDSRBaseline(n_resblocks=1, n_feats=32), cpu) is None
     assert winograd.winograd_encoder(edsr(blocks=1).double(), cpu) is None
     assert winograd.winograd_encoder(new_model({"kind": "fast", "encoder": "preview"}).encoder, cpu) is None
+
+
+def test_the_probe_keeps_winograd_unless_a_torch_layout_clearly_beats_it():
+    """At the probe's small size oneDNN can tie Winograd, which is 1.2-1.7x faster at the
+    sizes photos are encoded at; a near tie must not cost every later encode that much."""
+    assert fastest_layout({"channels_last": 1.0, "contiguous": 1.4, "winograd": 1.1}) == "winograd"
+    assert fastest_layout({"channels_last": 1.0, "contiguous": 1.4, "winograd": 1.3}) == "channels_last"
+    assert fastest_layout({"channels_last": 1.2, "contiguous": 1.0, "winograd": float("inf")}) == "contiguous"

@@ -143,7 +143,10 @@ class Latent:
         x = self.source(cy0, cy1, cx0, cx1)[None].contiguous(memory_format=LAYOUTS[self.layout])
         with reduced_precision(self.device):
             if self._winograd is not None:
-                feat = self._winograd.encode(x, step)
+                # the first-layer term below is a torch convolution: from channels-last it took
+                # 2.1 s/MP on a 2-core AVX2 EPYC, against 4.4 from contiguous (its output is
+                # wanted as h x w x 208 anyway)
+                feat = self._winograd.encode(x, step).contiguous(memory_format=torch.channels_last)
             else:
                 feat = encoder.encode(x, step) if step is not None and hasattr(encoder, "encode") else encoder(x)
             pre = self.model.code_features(feat)[0]
