@@ -18,7 +18,8 @@ from zoomviewer.engine import ensemble
 from zoomviewer.engine.model import native
 from zoomviewer.engine.render import Latent, render_region, render_region_reference
 from zoomviewer.engine.render.torch_decode import decode_band
-from zoomviewer.lab.bench_kernel import bench_kernel_builds, decode_with, view_inputs
+from zoomviewer.engine.model.native import decode_with, view_inputs
+from zoomviewer.lab.bench_kernel import bench_kernel_builds
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ import torch
 from ..engine.latent import LATENT_TILE
 from ..engine.model import load_preview, load_weights, new_model, pick_device
 from ..engine.model.layout import encoder_layout
+from ..engine.model import native
 from ..engine.model.native import fast_kernel
 from ..engine.render import Latent, deep_zoom_step, render_region, render_region_reference, render_sparse
 from . import machine
@@ -158,7 +159,9 @@ def bench_model(kind: str, key: str, mp1: np.ndarray, dev: torch.device, runs: i
     log("  coarse + full render_region: " + ", ".join(f"{k} {v:.0f} ms" for k, v in entry["render_ms"].items()))
     if key == "fast":
         entry["decoder_path"] = "fused kernel" if fast_kernel(model, dev) is not None else "torch ops"
-        if entry["decoder_path"] == "fused kernel":  # what a machine without a C compiler gets
+        if entry["decoder_path"] == "fused kernel":
+            entry["decoder_path"] += f" ({native.chosen_build(model)[0]} build, the faster here)"
+        if entry["decoder_path"].startswith("fused kernel"):  # what a machine without a C compiler gets
             entry["render_ms_torch_ops"] = {f"x{s}": 1000 * bench_refine(latent, s, runs, fused=False) for s in (4, 12)}
             log("  the same with torch ops instead of the fused kernel: "
                 + ", ".join(f"{k} {v:.0f} ms" for k, v in entry["render_ms_torch_ops"].items()))
@@ -236,7 +239,6 @@ def run_bench(json_path: str | None = None, device: str | None = None, quick: bo
     """The bench; `opening`: only the machine and the opening figures (no export)."""
     dev = pick_device(device)
     runs = 1 if quick else 5  # fast-decoder figures: the median of 5 (this machine varies by ±20 %)
-    from ..engine.model import native
     res: dict = {"device": dev.type, "device_name": _device_name(dev), "quick": quick,
                  "machine": machine.describe(native.build_flags() + [f"CC={os.environ.get('CC', 'cc')}"]
                                              if native.library() is not None else None)}

@@ -14,40 +14,9 @@ import numpy as np
 import torch
 
 from ..engine.model import native
+from ..engine.model.native import decode_with, view_inputs
 
 VIEW_ROWS, VIEW_COLS, VIEW_SCALE = 100, 1280, 4.0   # a band of a 1280x800 window at x4
-
-
-def view_inputs(model, rows: int = VIEW_ROWS, cols: int = VIEW_COLS, scale: float = VIEW_SCALE,
-                seed: int = 0) -> dict:
-    """FastKernel.decode's arguments for `rows` x `cols` output pixels of a view at `scale`:
-    a random code table of the source block those pixels read, each pixel's two members
-    per axis (their code indices and rel_coords as the renderer computes them), and the
-    residual base's window."""
-    rng = np.random.default_rng(seed)
-    h, w = int(np.ceil(rows / scale)) + 2, int(np.ceil(cols / scale)) + 2
-
-    def axis(n: int, size: int):
-        c = (np.arange(n) + 0.5) / scale - 0.5              # source coordinate of each pixel centre
-        lo = np.clip(np.floor(c).astype(np.int64), 0, size - 2)
-        code = np.stack([lo, lo + 1]).astype(np.int32)
-        rel = np.stack([c - lo, c - lo - 1]).astype(np.float32) * 2.0 / size
-        return code, rel, (c - lo).astype(np.float32)
-
-    rc, rr, rt = axis(rows, h)
-    cc, cr, ct = axis(cols, w)
-    table = torch.from_numpy(rng.standard_normal((1 + 2 * model.depth, h, w, model.width), dtype=np.float32))
-    base = (torch.from_numpy(rng.random((3, h, w), dtype=np.float32)), rc, rt, cc, ct)
-    return {"table": table, "row_code": rc, "row_rel": rr, "col_code": cc, "col_rel": cr,
-            "out": torch.empty(rows, cols, 3), "base": base if model.residual else None}
-
-
-def decode_with(lib, model, inputs: dict) -> torch.Tensor:
-    """The colours one build decodes for `inputs` (view_inputs)."""
-    a = inputs
-    native.FastKernel(lib, model).decode(a["table"], a["row_code"], a["row_rel"], a["col_code"], a["col_rel"],
-                                         a["out"], a["base"])
-    return a["out"].clone()
 
 
 def bench_kernel_builds(model, log, runs: int = 5) -> dict:
@@ -56,7 +25,7 @@ def bench_kernel_builds(model, log, runs: int = 5) -> dict:
     own = native.library()
     if own is None or native.fast_kernel(model, torch.device("cpu")) is None:
         return {}
-    inputs = view_inputs(model)
+    inputs = view_inputs(model, VIEW_ROWS, VIEW_COLS, VIEW_SCALE)
     reference = decode_with(own, model, inputs)
     out: dict = {"ns_per_pixel": {}, "max_diff": {},
                  "view": f"{VIEW_ROWS}x{VIEW_COLS} pixels at x{VIEW_SCALE:g}, one thread"}
