@@ -24,9 +24,13 @@ print(f"device {d}; torch {torch.__version__}; cuda {torch.version.cuda}; "
       f"{torch.cuda.get_device_name(d) if d.type == 'cuda' else 'no GPU'}")
 PY
 echo "== 1. render tests on the device against the CPU reference"
-"$python" -m pytest -q -p no:cacheprovider tests/test_device.py
+# a failure here is reported at the end, not a reason to skip the figures (on the H200 the
+# fast decoder's fp16 colours failed this step, and the first run measured nothing else)
+failed=0
+"$python" -m pytest -q -p no:cacheprovider tests/test_device.py || failed=1
 echo "== 2. bench"
 timeout 420 "$python" -m zoomviewer bench --device "$device" ${quick:+--quick} --json "$out/bench-$device.json" | tee "$out/bench-$device.md"
 echo "== 3. 100 MP photo: peak memory"
 timeout 300 "$python" tools/bigphoto.py --device "$device" ${quick:+--quick} | tee "$out/bigphoto-$device.txt"
 echo "gpu_check: done; results in $out/"
+[ "$failed" = 0 ] || { echo "gpu_check: the render tests on the device failed (above)" >&2; exit 1; }
