@@ -38,6 +38,26 @@ def test_tiled_encoding_equals_whole_image(encoder):
     assert torch.abs(pre_tiled - pre_whole).max() <= 1e-4 * pre_whole.abs().max()
 
 
+def test_the_whole_latent_is_encoded_in_bands_where_its_tiles_fit_the_budget():
+    """encode_all (the bench's encoder figure, the reference method) reads the photo about
+    once when all its tiles fit in the budget, even when they would not fit in half of it,
+    and gives the same codes as tiles encoded one by one."""
+    torch.manual_seed(0)
+    model = new_model({"kind": "fast", "encoder": "edsr-baseline", "encoder_args": ENCODERS["edsr-baseline"]})
+    img = sample_image(70, 53, seed=3)
+    tile_bytes = Latent(model, img, "cpu", tile=16).tile_bytes
+    budget_mb = 20 * tile_bytes * 1.01 / 2**20          # all 20 tiles, not twice
+    whole = Latent(model, img, "cpu", tile=16, budget_mb=budget_mb)
+    codes = whole.encode_all()
+    assert whole.tiles_encoded == 20 and whole.pixels_encoded == 70 * 53
+    alone = Latent(model, img, "cpu", tile=16, budget_mb=budget_mb)
+    for ty in range(5):
+        for tx in range(4):
+            alone.code_features(ty * 16, min(ty * 16 + 1, 70), tx * 16, tx * 16 + 1)
+    assert alone.pixels_encoded > 3 * whole.pixels_encoded
+    assert torch.abs(codes - alone.encode_all()).max() <= 1e-4
+
+
 def test_missing_tiles_are_encoded_in_bands_with_one_halo_each():
     """ensure() encodes a block's missing tiles in a few encoder runs, each with one halo
     around many tiles: the encoder reads the photo about once, not 20 tiles' halos, and
