@@ -2,9 +2,9 @@
 has (model/native.py ARCHES: this CPU's, AVX2 + FMA, the compiler's baseline), so a run on
 one machine says what the kernel costs on the CPUs people own.
 
-Every build decodes the same view-shaped inputs as the renderer's own build, and its colours
-are compared with that build's before it is timed (the renderer's build is held to the plain
-formulation by tests/test_native.py)."""
+Every build decodes the same view-shaped inputs as the renderer's own build (native.chosen_build),
+and its colours are compared with that build's before it is timed (the renderer's build is held
+to the plain formulation by tests/test_native.py)."""
 
 from __future__ import annotations
 
@@ -22,11 +22,10 @@ VIEW_ROWS, VIEW_COLS, VIEW_SCALE = 100, 1280, 4.0   # a band of a 1280x800 windo
 def bench_kernel_builds(model, log, runs: int = 5) -> dict:
     """{arch: ns per output pixel} on one core for each build there is, and the largest
     colour difference of each build from the renderer's (`max_diff`); {} without a build."""
-    own = native.library()
-    if own is None or native.fast_kernel(model, torch.device("cpu")) is None:
+    if native.fast_kernel(model, torch.device("cpu")) is None:
         return {}
     inputs = view_inputs(model, VIEW_ROWS, VIEW_COLS, VIEW_SCALE)
-    reference = decode_with(own, model, inputs)
+    reference = decode_with(native.chosen_build(model)[1], model, inputs)
     out: dict = {"ns_per_pixel": {}, "max_diff": {},
                  "view": f"{VIEW_ROWS}x{VIEW_COLS} pixels at x{VIEW_SCALE:g}, one thread"}
     pixels = VIEW_ROWS * VIEW_COLS

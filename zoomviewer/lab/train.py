@@ -60,7 +60,7 @@ def train(data: list[str], kind: str, out: str, iters: int, batch: int = 16, lr:
     if threads:
         torch.set_num_threads(threads)
     out_p = Path(out)
-    state_p = out_p.with_suffix(out_p.suffix + ".state")
+    state_p = _state_path(out_p)
     wanted = {"kind": kind, "encoder": DEFAULT_ENCODER, "residual": residual, **(config or {})}
     if teacher and not out_p.exists():
         wanted = _student_config(teacher)
@@ -117,7 +117,12 @@ def _checkpoint(out_p: Path, model, config: dict, meta: dict, opt: torch.optim.O
     """The weights at iteration `it` into `out_p`, the optimiser's state beside them (resumable)."""
     meta["iterations"] = it
     save_weights(out_p, model, config, meta)
-    torch.save({"iterations": it, "optimizer": opt.state_dict()}, out_p.with_suffix(out_p.suffix + ".state"))
+    torch.save({"iterations": it, "optimizer": opt.state_dict()}, _state_path(out_p))
+
+
+def _state_path(out_p: Path) -> Path:
+    """Where the optimiser's state of the weights `out_p` is kept: FILE.state."""
+    return out_p.with_suffix(out_p.suffix + ".state")
 
 
 def _fitted_total(iters: int, minutes: float, it: int, start: int, times: tuple[float, float],

@@ -297,12 +297,9 @@ def chosen_build(model) -> tuple[str, ctypes.CDLL] | None:
         if "chosen" in _state:
             return _state["chosen"]  # type: ignore[return-value]
     own = library()
-    builds = {"native": own} if own is not None else {}
-    for arch in CANDIDATES[1:]:
-        if own is not None and (lib := build(arch)) is not None:
-            builds[arch] = lib
     choice = None
-    if builds:
+    if own is not None:
+        builds = {"native": own, **{arch: lib for arch in CANDIDATES[1:] if (lib := build(arch)) is not None}}
         inputs = view_inputs(model, 32, 640, 4.0)
         times = {k: float("inf") for k in builds}
         for _ in range(3):   # interleaved, the best of three: this VM's timings vary by +-20 %
