@@ -1,11 +1,15 @@
-"""The encoder's body by Winograd's F(2x2, 3x3) in C (model/winograd.py) gives the plain
-EDSR-baseline's latent, so a photo encoded this way renders the colours the torch
-encoder's latent renders: on images of odd and tiny sizes (a tile's second row or column
-falls outside the image), with progress told block by block and a cancel between blocks
-that leaves nothing half-done. Where it cannot run (no build, ZOOMVIEWER_NATIVE=0, another
-encoder), the torch path is chosen, never an error."""
+"""The encoders' convolutions by Winograd's F(2x2, 3x3) and F(4x4, 3x3) in C
+(model/winograd.py) give the plain encoder's latent (EDSR-baseline of 64 or 32 channels,
+the preview encoder), so a photo encoded this way renders the colours the torch encoder's
+latent renders: on images of odd and tiny sizes (a tile's last rows or columns fall
+outside the image), with progress told block by block and a cancel between blocks that
+leaves nothing half-done. Where it cannot run (no build, ZOOMVIEWER_NATIVE=0, channel
+counts the build's vectors do not divide, not fp32), the torch path is chosen, never an
+error."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,15 +17,24 @@ import torch
 
 from engine_models import sample_image
 from zoomviewer.engine.model import new_model, winograd
-from zoomviewer.engine.model.encoders import EDSRBaseline
+from zoomviewer.engine.model.encoders import EDSRBaseline, PreviewEncoder
 from zoomviewer.engine.model.layout import encoder_layout, fastest_layout
 from zoomviewer.engine.render import Latent, render_region
 
 
-def edsr(blocks: int = 2, seed: int = 0) -> EDSRBaseline:
-    """A 64-channel EDSR-baseline (the width the C code is for), fewer blocks than 16."""
+def edsr(blocks: int = 2, seed: int = 0, feats: int = 64) -> EDSRBaseline:
+    """An EDSR-baseline with fewer blocks than 16 (64 channels: the fast model's)."""
     torch.manual_seed(seed)
-    return EDSRBaseline(n_resblocks=blocks).eval()
+    return EDSRBaseline(n_resblocks=blocks, n_feats=feats).eval()
+
+
+def preview(seed: int = 0) -> PreviewEncoder:
+    """The preview encoder's shape: 32 channels, then a projection to the latent's 64."""
+    torch.manual_seed(seed)
+    return PreviewEncoder().eval()
+
+
+ENCODERS = {"edsr64": edsr, "edsr32": lambda: edsr(feats=32), "preview": preview}
 
 
 @pytest.fixture
@@ -38,10 +51,12 @@ def fresh_build():
 
 
 @pytest.mark.usefixtures("needs_build")
+@pytest.mark.parametrize("kind", ENCODERS)
+@pytest.mark.parametrize("tile", [2, 4])
 @pytest.mark.parametrize("h, w", [(1, 1), (2, 3), (5, 7), (40, 33), (67, 130)])
-def test_the_winograd_latent_equals_the_torch_encoders(h, w):
-    encoder = edsr()
-    ours = winograd.winograd_encoder(encoder, torch.device("cpu"))
+def test_the_winograd_latent_equals_the_torch_encoders(kind, tile, h, w):
+    encoder = ENCODERS[kind]()
+    ours = winograd.WinogradEncoder(winograd.library(), encoder, tile=tile)
     x = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(h * w))
     with torch.no_grad():
         plain = encoder(x)
@@ -110,11 +125,14 @@ def test_without_a_build_the_encoder_runs_on_torch(monkeypatch, fresh_build):
     assert encoder_layout(encoder, torch.device("cpu")) != "winograd"
 
 
-def test_only_a_64_channel_edsr_in_fp32_takes_the_c_path():
+@pytest.mark.usefixtures("needs_build")
+def test_only_fp32_encoders_of_widths_the_vectors_divide_take_the_c_path():
     cpu = torch.device("cpu")
-    assert winograd.winograd_encoder(EDSRBaseline(n_resblocks=1, n_feats=32), cpu) is None
+    assert winograd.winograd_encoder(edsr(blocks=1), cpu) is not None
+    assert winograd.winograd_encoder(new_model({"kind": "fast", "encoder": "preview"}).encoder, cpu) is not None
+    assert winograd.winograd_encoder(edsr(blocks=1, feats=24), cpu) is None      # 24: no vector width's twice
+    assert winograd.winograd_encoder(edsr(blocks=1, feats=128), cpu) is None     # wider than the C buffers
     assert winograd.winograd_encoder(edsr(blocks=1).double(), cpu) is None
-    assert winograd.winograd_encoder(new_model({"kind": "fast", "encoder": "preview"}).encoder, cpu) is None
 
 
 def test_the_probe_keeps_winograd_unless_a_torch_layout_clearly_beats_it():
@@ -123,3 +141,23 @@ def test_the_probe_keeps_winograd_unless_a_torch_layout_clearly_beats_it():
     assert fastest_layout({"channels_last": 1.0, "contiguous": 1.4, "winograd": 1.1}) == "winograd"
     assert fastest_layout({"channels_last": 1.0, "contiguous": 1.4, "winograd": 1.3}) == "channels_last"
     assert fastest_layout({"channels_last": 1.2, "contiguous": 1.0, "winograd": float("inf")}) == "contiguous"
+
+
+@pytest.mark.usefixtures("needs_build")
+@pytest.mark.parametrize("kind", ["fast", "preview"])
+def test_the_shipped_encoders_by_winograd_draw_the_torch_colours(kind, monkeypatch):
+    """Trained weights through 34 convolutions (F(4x4)'s transforms round more than
+    F(2x2)'s): the colours a user sees stay within the project's 1e-5."""
+    from zoomviewer.engine.bundled import shipped_weights
+    from zoomviewer.engine.images import load, to_srgb
+    from zoomviewer.engine.model import load_preview, load_weights
+
+    model = load_weights(shipped_weights("fast"))[0] if kind == "fast" else load_preview()
+    photo = np.ascontiguousarray(to_srgb(load(Path(__file__).parents[1] / "resources" / "sample.png")))
+    img = np.ascontiguousarray(photo[100:196, 300:420], np.float32)
+    pictures = {}
+    for layout in ("contiguous", "winograd"):
+        monkeypatch.setenv("ZOOMVIEWER_LAYOUT", layout)
+        pictures[layout] = render_region(Latent(model, img, "cpu", tile=32), (10.3, 7.7, 90.0, 70.0), (360, 280))
+    assert pictures["contiguous"].std() > 0.05
+    assert np.abs(pictures["winograd"] - pictures["contiguous"]).max() <= 1e-5

@@ -1,10 +1,10 @@
 """How the encoder's convolutions run fastest on this machine, chosen by measurement once
 per process: oneDNN in channels-last or contiguous memory (channels-last was 1.5x faster on
-an AVX-512 Xeon and 15 % slower on an AVX2-only CPU, issue 13), or, for EDSR-baseline on
-the CPU, "winograd": its body by Winograd's F(2x2, 3x3) in C (winograd.py; the rest in
-contiguous torch), where that can be built. No fixed choice is right everywhere.
-ZOOMVIEWER_LAYOUT=channels_last, contiguous or winograd skips the measurement (winograd
-only where it can run)."""
+an AVX-512 Xeon and 15 % slower on an AVX2-only CPU, issue 13), or, for EDSR-baseline and the
+preview encoder on the CPU, "winograd": their convolutions by Winograd's F(4x4, 3x3) in C
+(winograd.py; the head in contiguous torch), where that can be built. No fixed choice is
+right everywhere. ZOOMVIEWER_LAYOUT=channels_last, contiguous or winograd skips the
+measurement (winograd only where it can run)."""
 
 from __future__ import annotations
 
