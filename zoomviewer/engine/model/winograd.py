@@ -163,7 +163,7 @@ class WinogradEncoder:
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor, step=None) -> torch.Tensor:
-        """x (1, 3, h, w) normalised, on the CPU -> the latent (1, C, h, w), contiguous;
+        """x (1, 3, h, w) normalised, on the CPU -> the latent (1, C, h, w), channels-last;
         `step(fraction)` is told after each of the body's blocks (and may raise to cancel)."""
         if x.shape[0] != 1:
             return torch.cat([self.encode(x[i:i + 1], step) for i in range(x.shape[0])])
@@ -187,7 +187,8 @@ class WinogradEncoder:
             temp = out
         if step is not None:
             step(1.0)
-        return temp[1:h + 1, 1:w + 1].permute(2, 0, 1)[None].contiguous()
+        # channels-last, as the buffers are: a channels-first copy cost 0.3-0.5 s per megapixel
+        return temp[1:h + 1, 1:w + 1].permute(2, 0, 1)[None].contiguous(memory_format=torch.channels_last)
 
     __call__ = encode
 
