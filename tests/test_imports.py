@@ -25,6 +25,7 @@ LEVELS = {
     "engine": [
         {"geometry", "formats", "ensemble", "explain", "bundled", "resample", "images", "photo", "saving"},
         {"model"},
+        {"band_encoder"},
         {"latent"},
         {"render"},
         {"export", "detail", "faces"},

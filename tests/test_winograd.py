@@ -161,3 +161,34 @@ def test_the_shipped_encoders_by_winograd_draw_the_torch_colours(kind, monkeypat
         pictures[layout] = render_region(Latent(model, img, "cpu", tile=32), (10.3, 7.7, 90.0, 70.0), (360, 280))
     assert pictures["contiguous"].std() > 0.05
     assert np.abs(pictures["winograd"] - pictures["contiguous"]).max() <= 1e-5
+
+
+@pytest.mark.usefixtures("needs_build")
+@pytest.mark.parametrize("d", [208, 256, 248])
+@pytest.mark.parametrize("tile", [2, 4])
+def test_the_first_layer_term_by_winograd_equals_the_decoders_convolution(d, tile):
+    """A decoder's first-layer term (D outputs from each code and its 8 neighbours: 208
+    for the fast decoder, 256 for LIIF) comes out of the same C run as the latent, in
+    chunks of 64 outputs and a one-vector tail, for the rows the caller's tiles need."""
+    encoder = edsr()
+    ours = winograd.WinogradEncoder(winograd.library(), encoder, tile=tile)
+    kernel = torch.randn(d, 64, 3, 3, generator=torch.Generator().manual_seed(d)) / 24
+    term = ours.term(kernel)
+    if term is None:
+        pytest.skip(f"this build's vectors do not divide {d} outputs")
+    x = torch.randn(1, 3, 27, 38, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        plain_latent = encoder(x)
+        plain = torch.nn.functional.conv2d(plain_latent, kernel, padding=1)[0].permute(1, 2, 0)
+    latent, got = ours.encode_with_term(x, term, (6, 19))
+    assert (latent - plain_latent).abs().max() <= 1e-5 * plain_latent.abs().max()
+    assert got.shape == plain.shape and plain.abs().max() > 0.1
+    assert (got[6:19] - plain[6:19]).abs().max() <= 1e-5 * plain.abs().max()
+
+
+def test_a_term_the_c_code_cannot_do_is_left_to_torch():
+    if winograd.library() is None:
+        pytest.skip("no C compiler here: the encoder runs on torch")
+    ours = winograd.WinogradEncoder(winograd.library(), edsr(blocks=1))
+    assert ours.term(torch.zeros(208, 64, 1, 1)) is None          # the preview's: each code alone
+    assert ours.term(torch.zeros(300, 64, 3, 3)) is None          # more outputs than the C buffers

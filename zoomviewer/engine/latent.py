@@ -27,8 +27,7 @@ import numpy as np
 import torch
 
 from .model import pick_device
-from .model.layout import LAYOUTS, encoder_layout
-from .model.winograd import winograd_encoder
+from .band_encoder import BandEncoder
 
 # The viewer's latent tiles are small, so a view encodes little beyond what it shows; they
 # are encoded in bands of many tiles with one halo each (Latent.ensure), so small tiles
@@ -79,10 +78,8 @@ class Latent:
         self.device = pick_device(None) if device is None else torch.device(device)
         # the faster of channels-last and contiguous on this CPU, measured (model/layout.py)
         self.model = model.to(self.device).eval()
-        self.layout = encoder_layout(self.model.encoder, self.device)
-        self.model.to(memory_format=LAYOUTS[self.layout])
-        # the encoder's body in C where that measured fastest (model/winograd.py)
-        self._winograd = winograd_encoder(self.model.encoder, self.device) if self.layout == "winograd" else None
+        self._bands = BandEncoder(self.model, self.device)
+        self.layout = self._bands.layout
         self.image = image
         self.height, self.width = image.shape[:2]
         self.tile = int(tile)
@@ -130,9 +127,9 @@ class Latent:
                       step: Callable[[float], None] | None = None,
                       codes: bool | None = None) -> dict[tuple[int, int], tuple]:
         """Tiles [ty0, ty1) x [tx0, tx1), encoded in one encoder run with one halo around
-        them all -> {key: (codes (C, h, w), first-layer term (h, w, D), a view of the
-        band's)}; each equals the
-        tile encoded alone (the halo is the receptive radius). `step(fraction)` is told
+        them all (BandEncoder) -> {key: (codes (C, h, w), first-layer term (h, w, D), a
+        view of the band's)}; each equals the tile encoded alone (the halo is the
+        receptive radius). `step(fraction)` is told
         the encoder's progress through its blocks, where the encoder can (`encode`). In
         the renderer's precision whoever asks (a render, an export, features()): tiles are
         shared, so what one holds must not depend on which caller encoded it first.
@@ -143,36 +140,20 @@ class Latent:
         y1, x1 = min(ty1 * t, self.height), min(tx1 * t, self.width)
         cy0, cx0 = max(y0 - r, 0), max(x0 - r, 0)
         cy1, cx1 = min(y1 + r, self.height), min(x1 + r, self.width)
-        encoder = self.model.encoder
-        x = self.source(cy0, cy1, cx0, cx1)[None].contiguous(memory_format=LAYOUTS[self.layout])
         with reduced_precision(self.device):
-            if self._winograd is not None:
-                # the first-layer term below is a torch convolution: from channels-last it took
-                # 2.1 s/MP on a 2-core AVX2 EPYC, against 4.4 from contiguous (its output is
-                # wanted as h x w x 208 anyway)
-                feat = self._winograd.encode(x, step)
-            else:
-                feat = encoder.encode(x, step) if step is not None and hasattr(encoder, "encode") else encoder(x)
-            # the first-layer term only where the tiles are (and the one code around them its
-            # 3x3 reads): the halo's would be thrown away
-            fy0, fx0 = max(y0 - 1, 0), max(x0 - 1, 0)
-            fy1, fx1 = min(y1 + 1, self.height), min(x1 + 1, self.width)
-            pre = self.model.code_features(feat[:, :, fy0 - cy0:fy1 - cy0, fx0 - cx0:fx1 - cx0])[0]
-            # (h, w, D) over the tiles: channels-last, so each tile below is a view of it
-            pre = pre[:, y0 - fy0:y1 - fy0, x0 - fx0:x1 - fx0].permute(1, 2, 0)
+            feat, pre = self._bands.encode(self.source(cy0, cy1, cx0, cx1)[None], (y0, y1, x0, x1),
+                                           (cy0, cy1, cx0, cx1), step)
         self.pixels_encoded += (cy1 - cy0) * (cx1 - cx0)
         codes = self.keep_codes if codes is None else codes
-        if not pre.is_contiguous() and pre.stride(-1) != 1:
-            pre = pre.contiguous()     # a device or layout that did not give channels-last
         out = {}
         for ty in range(ty0, ty1):
             for tx in range(tx0, tx1):
                 ay0, ax0 = ty * t - y0, tx * t - x0
                 ay1, ax1 = min((ty + 1) * t, self.height) - y0, min((tx + 1) * t, self.width) - x0
                 code = feat[0][:, ay0 + y0 - cy0:ay1 + y0 - cy0, ax0 + x0 - cx0:ax1 + x0 - cx0]
-                # The term is kept as a view of the band's: a copy per tile touched a
-                # gigabyte of new memory per megapixel (0.7 s/MP on a 2-core Xeon); the band's
-                # memory goes when its last tile does.
+                # The term is kept as a view of the band's: a copy per tile cost 0.7 s/MP
+                # (a gigabyte of new memory, 2-core Xeon); the band's memory goes when its
+                # last tile does.
                 out[(ty, tx)] = (code.contiguous() if codes else None, pre[ay0:ay1, ax0:ax1])
         return out
 
@@ -233,24 +214,28 @@ class Latent:
             ty0, ty1 = min(k[0] for k in keys), max(k[0] for k in keys) + 1
             row_pixels = (max(k[1] for k in keys) + 1 - min(k[1] for k in keys)) * self.tile ** 2
             per_band = max(1, min(self.BLOCK_PIXELS // row_pixels, ty1 - ty0))
-            wanted, done = set(keys), 0
             if progress is not None:
                 progress(0.0)        # told at once: the estimate is paced from here
-            for b0 in range(ty0, ty1, per_band):
-                band = [k for k in keys if b0 <= k[0] < b0 + per_band]
-                if not band:
-                    continue
-                tx0, tx1 = min(k[1] for k in band), max(k[1] for k in band) + 1
-                step = None if progress is None else (lambda f, d=done, n=len(band): progress((d + f * n) / len(keys)))
-                for key, entry in self._encode_block(b0, min(b0 + per_band, ty1), tx0, tx1, step).items():
-                    if key in wanted:
-                        self._store(key, entry)
-                self._release(band)
-                done += len(band)
-                if progress is not None:
-                    progress(done / len(keys))
+            self._encode_band_rows(keys, ty0, ty1, per_band, progress)
         finally:
             self._release(keys)
+
+    def _encode_band_rows(self, keys, ty0: int, ty1: int, per_band: int, progress) -> None:
+        """_encode_bands' loop: the bands of `per_band` tile rows from ty0 to ty1."""
+        wanted, done = set(keys), 0
+        for b0 in range(ty0, ty1, per_band):
+            band = [k for k in keys if b0 <= k[0] < b0 + per_band]
+            if not band:
+                continue
+            tx0, tx1 = min(k[1] for k in band), max(k[1] for k in band) + 1
+            step = None if progress is None else (lambda f, d=done, n=len(band): progress((d + f * n) / len(keys)))
+            for key, entry in self._encode_block(b0, min(b0 + per_band, ty1), tx0, tx1, step).items():
+                if key in wanted:
+                    self._store(key, entry)
+            self._release(band)
+            done += len(band)
+            if progress is not None:
+                progress(done / len(keys))
 
     def _tile_keys(self, y0: int, y1: int, x0: int, x1: int) -> list[tuple[int, int]]:
         t = self.tile

@@ -60,7 +60,12 @@ class FastLIIF(ContinuousImage):
 
     def code_features(self, feat: torch.Tensor) -> torch.Tensor:
         """The latent MLP's feature term (B,208,h,w); zoom-independent, cached per tile."""
-        return self._first_conv(feat, self.latent_in.weight)
+        return self._first_conv(feat, self.code_features_weight)
+
+    @property
+    def code_features_weight(self) -> torch.Tensor:
+        """The latent MLP's first weight, whose feature columns code_features applies."""
+        return self.latent_in.weight
 
     def table_from_features(self, pre: torch.Tensor, rel_cell: torch.Tensor, affine=None) -> torch.Tensor:
         """pre (B,h,w,208) from code_features, rel_cell (B,2) -> (B,h,w,16 + 192) per code:

@@ -105,6 +105,12 @@ class ContinuousImage(nn.Module):
         kernel = unfold_weight(weight[:, :self.feat_dim], feat.shape[1], self.feat_unfold)
         return F.conv2d(feat, kernel.to(feat.dtype), padding=kernel.shape[-1] // 2)
 
+    def code_features_kernel(self) -> torch.Tensor:
+        """code_features as a convolution kernel (D, C, k, k), k = 3 with feat_unfold, else
+        1: code_features(feat) == conv2d(feat, kernel, padding=k // 2), no bias (so another
+        convolution, the Winograd encoder's, can compute it)."""
+        return unfold_weight(self.code_features_weight[:, :self.feat_dim], self.encoder.out_dim, self.feat_unfold)
+
     def query(self, inp: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor,
               feat: torch.Tensor | None = None) -> torch.Tensor:
         """Predict normalised colours. inp (B,3,H,W) normalised; coord, cell (B,Q,2)
@@ -136,7 +142,12 @@ class LIIF(ContinuousImage):
         """The first layer's feature term W_f * unfold(feat), (B,D,h,w) with D = table_dim
         (256 in the published models). It does not depend on the zoom, so a latent can
         keep it per tile."""
-        return self._first_conv(feat, self.imnet.layers[0].weight)
+        return self._first_conv(feat, self.code_features_weight)
+
+    @property
+    def code_features_weight(self) -> torch.Tensor:
+        """The first layer's weight, whose feature columns code_features applies."""
+        return self.imnet.layers[0].weight
 
     def table_affine(self, rel_cell: torch.Tensor) -> torch.Tensor:
         """The zoom's part of the table: first-layer bias plus cell term, (B, D)."""

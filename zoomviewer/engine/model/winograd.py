@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("winograd_conv.c")
 FLAGS = ["-O3", "-fPIC", "-shared", "-fno-math-errno", "-std=gnu11"]
-MAX_CHANNELS = 64
+MAX_CHANNELS = 64             # channels in, at most (the C code's MAXCH)
+MAX_OUT = 256                 # and out (MAXOUT)
 PAD = 5                       # the C code's buffers: (h + PAD) x (w + PAD) pixels, image at (1, 1)
 # The filter transforms G of F(2x2, 3x3) and F(4x4, 3x3) (Lavin and Gray's points 0, +-1,
 # +-2 for the latter); the input and output transforms are written out in C.
@@ -68,7 +69,7 @@ def _load() -> ctypes.CDLL | None:
         return None
     p, i = ctypes.c_void_p, ctypes.c_int
     lib.winograd_conv.restype = ctypes.c_int
-    lib.winograd_conv.argtypes = [i, p, i, p, i, p, i, i, p, p, i, i, i, p]
+    lib.winograd_conv.argtypes = [i, p, i, p, i, i, p, i, i, p, p, i, i, i, p]
     lib.winograd_scratch_floats.restype = ctypes.c_long
     lib.winograd_scratch_floats.argtypes = []
     lib.winograd_vector_floats.restype = ctypes.c_int
@@ -112,10 +113,14 @@ def filter_transform(weight: torch.Tensor, m: int = TILE) -> torch.Tensor:
 class _Conv:
     """One convolution's transformed filter and bias, as the C code reads them."""
 
-    def __init__(self, conv: torch.nn.Conv2d, m: int) -> None:
-        self.u = filter_transform(conv.weight, m)
-        self.cin, self.cout = conv.in_channels, conv.out_channels
-        self.bias = conv.bias.detach().float().contiguous()
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, m: int) -> None:
+        self.u = filter_transform(weight, m)
+        self.cout, self.cin = weight.shape[:2]
+        self.bias = (torch.zeros(self.cout) if bias is None else bias.detach()).float().contiguous()
+
+    @classmethod
+    def of(cls, conv: torch.nn.Conv2d, m: int) -> "_Conv":
+        return cls(conv.weight, conv.bias, m)
 
 
 class WinogradEncoder:
@@ -130,10 +135,11 @@ class WinogradEncoder:
         self.tile = tile
         self.head = encoder.head
         with torch.no_grad():
-            self.blocks = [(_Conv(b.body[0], tile), _Conv(b.body[2], tile)) for b in encoder.body[:-1]]
-            self.last = _Conv(encoder.body[-1], tile)
+            self.blocks = [(_Conv.of(b.body[0], tile), _Conv.of(b.body[2], tile)) for b in encoder.body[:-1]]
+            self.last = _Conv.of(encoder.body[-1], tile)
             # the preview encoder's projection to the latent's channels, after head + body(head)
-            self.project = _Conv(encoder.project, tile) if isinstance(encoder, PreviewEncoder) else None
+            self.project = _Conv.of(encoder.project, tile) if isinstance(encoder, PreviewEncoder) else None
+        self._lib = lib
         self.threads = max(1, threads or torch.get_num_threads())
         self._scratch = threading.local()
 
@@ -144,14 +150,16 @@ class WinogradEncoder:
         return self._scratch.bufs
 
     def _conv(self, src: torch.Tensor, dst: torch.Tensor, res: torch.Tensor | None, conv: _Conv,
-              relu: bool, h: int, w: int) -> None:
+              relu: bool, h: int, w: int, rows: tuple[int, int] | None = None) -> None:
+        """dst = relu?(conv(src)) (+ res) over the image, or over the tile rows covering the
+        image rows [rows[0], rows[1]) (the rest of dst untouched)."""
         m = self.tile
-        rows = (h + m - 1) // m
-        parts = min(self.threads, rows)
-        cuts = [rows * k // parts for k in range(parts + 1)]
+        r0, r1 = (0, (h + m - 1) // m) if rows is None else (rows[0] // m, (rows[1] + m - 1) // m)
+        parts = max(1, min(self.threads, r1 - r0))
+        cuts = [r0 + (r1 - r0) * k // parts for k in range(parts + 1)]
         scratch = self._scratches()
-        args = (m, src.data_ptr(), conv.cin, dst.data_ptr(), conv.cout, None if res is None else res.data_ptr(),
-                h, w, conv.u.data_ptr(), conv.bias.data_ptr(), int(relu))
+        args = (m, src.data_ptr(), conv.cin, dst.data_ptr(), conv.cout, dst.shape[-1],
+                None if res is None else res.data_ptr(), h, w, conv.u.data_ptr(), conv.bias.data_ptr(), int(relu))
 
         def run(k: int) -> int:
             return self._f(*args, cuts[k], cuts[k + 1], scratch[k].data_ptr())
@@ -161,15 +169,11 @@ class WinogradEncoder:
         if any(status):
             raise ValueError(f"the Winograd convolution refused a {h}x{w} image")
 
-    @torch.no_grad()
-    def encode(self, x: torch.Tensor, step=None) -> torch.Tensor:
-        """x (1, 3, h, w) normalised, on the CPU -> the latent (1, C, h, w), channels-last;
-        `step(fraction)` is told after each of the body's blocks (and may raise to cancel)."""
-        if x.shape[0] != 1:
-            return torch.cat([self.encode(x[i:i + 1], step) for i in range(x.shape[0])])
+    def _latent(self, x: torch.Tensor, step) -> torch.Tensor:
+        """The latent of one image as a padded (h + PAD, w + PAD, C) buffer, border zero."""
         head = self.head(x.float())[0]
-        (c, h, w), pad = head.shape, PAD
-        first, run, temp = (torch.zeros(h + pad, w + pad, c) for _ in range(3))
+        c, h, w = head.shape
+        first, run, temp = (torch.zeros(h + PAD, w + PAD, c) for _ in range(3))
         first[1:h + 1, 1:w + 1] = head.permute(1, 2, 0)
         del head
         run.copy_(first)
@@ -181,22 +185,56 @@ class WinogradEncoder:
                 step(k / n)
         self._conv(run, temp, first, self.last, False, h, w)  # head + body(head)
         if self.project is not None:
-            del first, run
-            out = torch.zeros(h + pad, w + pad, self.project.cout)
+            out = torch.zeros(h + PAD, w + PAD, self.project.cout)
             self._conv(temp, out, None, self.project, False, h, w)
             temp = out
         if step is not None:
             step(1.0)
+        return temp
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor, step=None) -> torch.Tensor:
+        """x (1, 3, h, w) normalised, on the CPU -> the latent (1, C, h, w), channels-last;
+        `step(fraction)` is told after each of the body's blocks (and may raise to cancel)."""
+        if x.shape[0] != 1:
+            return torch.cat([self.encode(x[i:i + 1], step) for i in range(x.shape[0])])
+        h, w = x.shape[2:]
         # channels-last, as the buffers are: a channels-first copy cost 0.3-0.5 s per megapixel
-        return temp[1:h + 1, 1:w + 1].permute(2, 0, 1)[None].contiguous(memory_format=torch.channels_last)
+        return _inner(self._latent(x, step), h, w).permute(2, 0, 1)[None].contiguous(memory_format=torch.channels_last)
+
+    def term(self, kernel: torch.Tensor) -> _Conv | None:
+        """A decoder's first-layer term (code_features_kernel, (D, C, 3, 3)) for
+        encode_with_term, or None where the C code cannot do it (then torch does)."""
+        d, c, *k = kernel.shape
+        if k != [3, 3] or kernel.dtype != torch.float32 or not _fits(self._lib, c, d):
+            return None
+        return _Conv(kernel, None, self.tile)
+
+    @torch.no_grad()
+    def encode_with_term(self, x: torch.Tensor, term: _Conv, rows: tuple[int, int],
+                         step=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (1, 3, h, w) -> (the latent (1, C, h, w), channels-last; the first-layer term
+        (h, w, D), valid in the rows [rows[0], rows[1]) only: a view of a buffer whose
+        other rows are never written, so they take no memory)."""
+        h, w = x.shape[2:]
+        latent = self._latent(x, step)
+        out = torch.empty(h + PAD, w + PAD, term.cout)
+        self._conv(latent, out, None, term, False, h, w, rows)
+        return _inner(latent, h, w).permute(2, 0, 1)[None], _inner(out, h, w)
 
     __call__ = encode
 
 
+def _inner(buffer: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """The h x w image inside a padded buffer, as a view."""
+    return buffer[1:h + 1, 1:w + 1]
+
+
 def _fits(lib: ctypes.CDLL, cin: int, cout: int) -> bool:
-    """Whether the build's vectors divide these channel counts (the C code's rule)."""
+    """Whether the C code can do these channel counts: its vectors divide them, at most
+    MAX_CHANNELS in and MAX_OUT out."""
     vw = int(lib.winograd_vector_floats())
-    return 0 < cin <= MAX_CHANNELS and 0 < cout <= MAX_CHANNELS and cin % vw == 0 and cout % (2 * vw) == 0
+    return 0 < cin <= MAX_CHANNELS and 0 < cout <= MAX_OUT and cin % vw == 0 and cout % vw == 0
 
 
 def winograd_encoder(encoder: torch.nn.Module, device: torch.device) -> WinogradEncoder | None:
