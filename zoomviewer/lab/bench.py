@@ -139,18 +139,26 @@ def bench_sparse(model, photo: np.ndarray, device: torch.device, runs: int, log)
     return out
 
 
+def viewer_encoder_s_per_mp(model, photo: np.ndarray, dev: torch.device) -> tuple[float, str]:
+    """(seconds per megapixel, layout) to encode the whole photo as the viewer does: its
+    latent tiles, in bands, keeping the first-layer term and not the codes."""
+    latent = Latent(model, photo, dev, tile=LATENT_TILE, keep_codes=False)
+    t = time.perf_counter()
+    latent.ensure(0, photo.shape[0], 0, photo.shape[1], share=1.0)
+    _sync(dev)
+    return (time.perf_counter() - t) / (photo.shape[0] * photo.shape[1] / 1e6), latent.layout
+
+
 def bench_model(kind: str, key: str, mp1: np.ndarray, dev: torch.device, runs: int, quick: bool, log) -> dict:
     """The decoder figures of one shipped model on a 1 MP photo: encoder rate, throughput,
     render_region, coarse pass, viewer refine; Faster Deep Zoom (fast), the reference
     method (exact)."""
     model, origin = _model(kind)
+    rate, layout = viewer_encoder_s_per_mp(model, mp1, dev)
+    entry: dict = {"weights": origin, "encoder_s_per_mp": rate, "encoder_layout": layout}
+    log(f"{key} encoder: {entry['encoder_s_per_mp']:.2f} s per megapixel ({entry['encoder_layout']}, chosen by measurement)")
     latent = Latent(model, mp1, dev)
-    t = time.perf_counter()
     latent.encode_all()
-    _sync(dev)
-    entry: dict = {"weights": origin, "encoder_s_per_mp": (time.perf_counter() - t) / (mp1.size / 3 / 1e6),
-                   "encoder_layout": latent.layout}
-    log(f"{key} encoder: {entry['encoder_s_per_mp']:.2f} s per megapixel ({latent.layout}, chosen by measurement)")
     log(f"{key} decoder, 1280x800 region of a {mp1.shape[1]}x{mp1.shape[0]} photo:")
     n = runs if key == "fast" else 1   # the exact decoder takes seconds per view: one timed run is enough
     scales = (2, 4, 12, 30) if not quick else (4, 12)
@@ -199,12 +207,8 @@ def bench_opening(mp1: np.ndarray, dev: torch.device, quick: bool, log, export: 
     else:
         res["viewer_figures"] = NO_VIEWER
     if preview is not None:
-        latent = Latent(preview, mp1, dev)
-        t = time.perf_counter()
-        latent.encode_all()
-        res["preview_encoder_s_per_mp"] = (time.perf_counter() - t) / (mp1.size / 3 / 1e6)
+        res["preview_encoder_s_per_mp"] = viewer_encoder_s_per_mp(preview, mp1, dev)[0]
         log(f"preview encoder: {res['preview_encoder_s_per_mp']:.2f} s per megapixel")
-        del latent
     res["first_view_after_open_ms"] = {k: 1000 * v for k, v in sharp.items()}
     log("first sharp view after opening (render thread, nothing encoded): "
         + (", ".join(f"{k} {v:.0f} ms" for k, v in res["first_view_after_open_ms"].items()) or NO_VIEWER))
