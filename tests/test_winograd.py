@@ -192,3 +192,33 @@ def test_a_term_the_c_code_cannot_do_is_left_to_torch():
     ours = winograd.WinogradEncoder(winograd.library(), edsr(blocks=1))
     assert ours.term(torch.zeros(208, 64, 1, 1)) is None          # the preview's: each code alone
     assert ours.term(torch.zeros(300, 64, 3, 3)) is None          # more outputs than the C buffers
+
+
+@pytest.mark.usefixtures("needs_build")
+def test_weights_changed_in_place_are_read_again(monkeypatch):
+    """The C encoder and the first-layer term are made once per model and reused by every
+    Latent (photo) after; weights changed in place (a training step, load_state_dict) must
+    show in the next Latent's picture, not the old weights'."""
+    torch.manual_seed(0)
+    model = new_model({"kind": "fast", "encoder": "edsr-baseline", "encoder_args": {"n_resblocks": 1},
+                       "residual": True}).eval()
+    with torch.no_grad():
+        model.latent_out.weight.mul_(30)
+    img = sample_image(21, 26)
+    region, size = (2.5, 1.25, 18.0, 15.0), (72, 60)
+
+    def pictures():
+        out = {}
+        for layout in ("contiguous", "winograd"):
+            monkeypatch.setenv("ZOOMVIEWER_LAYOUT", layout)
+            out[layout] = render_region(Latent(model, img, "cpu", tile=16), region, size)
+        return out
+
+    before = pictures()
+    for weight in (model.encoder.body[0].body[0].weight, model.latent_in.weight):  # encoder, then decoder
+        with torch.no_grad():
+            weight.mul_(-1.5)
+        after = pictures()
+        assert np.abs(after["contiguous"] - before["contiguous"]).max() > 0.01
+        assert np.abs(after["winograd"] - after["contiguous"]).max() <= 1e-5
+        before = after

@@ -8,10 +8,34 @@ tile.
 
 from __future__ import annotations
 
+import threading
+import weakref
+
 import torch
 
 from .model.layout import LAYOUTS, encoder_layout
-from .model.winograd import winograd_encoder
+from .model.winograd import WinogradEncoder, winograd_encoder
+
+
+# model -> ((its first-layer weight and that weight's version, the C encoder), the term's
+# transform): made once per model and weights (a weight changed in place bumps its version)
+_terms: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_terms_lock = threading.Lock()
+
+
+def _term(model: torch.nn.Module, encoder: WinogradEncoder):
+    """The model's first-layer term for `encoder` (WinogradEncoder.term), or None."""
+    weight = model.code_features_weight
+    key = (id(weight), weight._version, encoder)
+    with _terms_lock:
+        kept = _terms.get(model)
+    if kept is not None and kept[0] == key:
+        return kept[1]
+    with torch.no_grad():
+        term = encoder.term(model.code_features_kernel().float())
+    with _terms_lock:
+        _terms[model] = (key, term)
+    return term
 
 
 class BandEncoder:
@@ -30,8 +54,7 @@ class BandEncoder:
         # Xeon), up to a fifth of the whole encoding.
         self._term = None
         if self._winograd is not None and hasattr(model, "code_features_kernel"):
-            with torch.no_grad():
-                self._term = self._winograd.term(model.code_features_kernel().float())
+            self._term = _term(model, self._winograd)
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor, tiles: tuple[int, int, int, int], crop: tuple[int, int, int, int],

@@ -27,6 +27,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -50,6 +51,7 @@ _G = {2: torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0,
 TILE = 4                      # the output tile side encoders use (TILE x TILE outputs per transform)
 _lock = threading.Lock()
 _state: dict[str, object] = {}
+_made: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # encoder -> (its weights' versions, build), WinogradEncoder
 
 
 def _load() -> ctypes.CDLL | None:
@@ -250,4 +252,14 @@ def winograd_encoder(encoder: torch.nn.Module, device: torch.device) -> Winograd
     convs = [c for c in encoder.modules() if isinstance(c, torch.nn.Conv2d) and c.kernel_size == (3, 3)]
     if not all(_fits(lib, c.in_channels, c.out_channels) for c in convs if c is not head):
         return None
-    return WinogradEncoder(lib, encoder)
+    # one per encoder while its weights stay as they are: the filter transforms took 20-30 ms,
+    # at every photo opened (a weight changed in place, by training or loading, bumps its version)
+    versions = tuple(p._version for p in encoder.parameters())
+    with _lock:
+        kept = _made.get(encoder)
+        if kept is not None and kept[0] == (versions, lib):
+            return kept[1]
+    made = WinogradEncoder(lib, encoder)
+    with _lock:
+        _made[encoder] = ((versions, lib), made)
+    return made
