@@ -10,8 +10,8 @@ For EDSR-baseline (the fast model's; any width the build's vectors divide, up to
 the preview encoder: the head (3 -> C channels, 0.4 % of the work) stays a torch
 convolution; the body, and the preview's projection to the latent, run on padded
 channels-last fp32 buffers (the head's output, the running activation and a temporary);
-each convolution is split by tile rows over threads (ctypes lets go of the GIL), joined
-before the next. `WinogradEncoder.encode(x, step)` equals the encoder's `encode` up to fp32
+each convolution is split by tile rows over the calling thread's torch threads (ctypes
+lets go of the GIL), joined before the next. `WinogradEncoder.encode(x, step)` equals the encoder's `encode` up to fp32
 rounding (tests/test_winograd.py holds the latent to 1e-5 of its scale, and the shipped
 models' colours to 1e-5) and tells `step` after every block, as the torch path does, so
 progress and cancellation between blocks work the same.
@@ -142,14 +142,17 @@ class WinogradEncoder:
             # the preview encoder's projection to the latent's channels, after head + body(head)
             self.project = _Conv.of(encoder.project, tile) if isinstance(encoder, PreviewEncoder) else None
         self._lib = lib
-        self.threads = max(1, threads or torch.get_num_threads())
+        # None: the calling thread's torch threads at each encode, so that the viewer's
+        # encoder_threads() applies (the render thread decodes on one thread of two)
+        self.threads = threads
         self._scratch = threading.local()
 
-    def _scratches(self) -> list[torch.Tensor]:
-        """Each calling thread's own scratch, one per worker (encodes may run at once)."""
-        if getattr(self._scratch, "bufs", None) is None:
-            self._scratch.bufs = [torch.empty(self._scratch_floats) for _ in range(self.threads)]
-        return self._scratch.bufs
+    def _scratches(self, parts: int) -> list[torch.Tensor]:
+        """Each calling thread's own scratch, one per part (encodes may run at once)."""
+        bufs = getattr(self._scratch, "bufs", None) or []
+        if len(bufs) < parts:
+            bufs = self._scratch.bufs = bufs + [torch.empty(self._scratch_floats) for _ in range(parts - len(bufs))]
+        return bufs
 
     def _conv(self, src: torch.Tensor, dst: torch.Tensor, res: torch.Tensor | None, conv: _Conv,
               relu: bool, h: int, w: int, rows: tuple[int, int] | None = None) -> None:
@@ -157,9 +160,9 @@ class WinogradEncoder:
         image rows [rows[0], rows[1]) (the rest of dst untouched)."""
         m = self.tile
         r0, r1 = (0, (h + m - 1) // m) if rows is None else (rows[0] // m, (rows[1] + m - 1) // m)
-        parts = max(1, min(self.threads, r1 - r0))
+        parts = max(1, min(self.threads or torch.get_num_threads(), r1 - r0))
         cuts = [r0 + (r1 - r0) * k // parts for k in range(parts + 1)]
-        scratch = self._scratches()
+        scratch = self._scratches(parts)
         args = (m, src.data_ptr(), conv.cin, dst.data_ptr(), conv.cout, dst.shape[-1],
                 None if res is None else res.data_ptr(), h, w, conv.u.data_ptr(), conv.bias.data_ptr(), int(relu))
 
