@@ -13,8 +13,8 @@ channels-last fp32 buffers (the head's output, the running activation and a temp
 each convolution is split by tile rows over the calling thread's torch threads (ctypes
 lets go of the GIL), joined before the next. `WinogradEncoder.encode(x, step)` equals the
 encoder's `encode` up to fp32 rounding (tests/test_winograd.py holds the latent to 1e-5
-of its scale, and the shipped models' colours to 1e-5) and tells `step` after every block, as the torch path does, so
-progress and cancellation between blocks work the same.
+of its scale, and the shipped models' colours to 1e-5) and tells `step` after every
+block, as the torch path does, so progress and cancellation between blocks work the same.
 
 `winograd_encoder(encoder, device)` is None where it cannot run: not the CPU, not one of
 those encoders in fp32, channel counts the build cannot do, no C compiler or
