@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from .model import pick_device
+from .model import pick_device, reduced_precision
 from .band_encoder import BandEncoder
 
 # The viewer's latent tiles are small, so a view encodes little beyond what it shows; they
@@ -48,12 +48,6 @@ try:
     _libc.malloc_trim  # noqa: B018 (musl and others lack it)
 except (OSError, AttributeError):
     _libc = None
-
-
-def reduced_precision(device: torch.device):
-    """fp16 matmuls on CUDA (coordinates and blending stay fp32: they are computed outside
-    and predictions are cast back to fp32); full precision elsewhere."""
-    return torch.autocast("cuda", dtype=torch.float16, enabled=device.type == "cuda")
 
 
 class Latent:
@@ -140,7 +134,7 @@ class Latent:
         y1, x1 = min(ty1 * t, self.height), min(tx1 * t, self.width)
         cy0, cx0 = max(y0 - r, 0), max(x0 - r, 0)
         cy1, cx1 = min(y1 + r, self.height), min(x1 + r, self.width)
-        with reduced_precision(self.device):
+        with reduced_precision(self.device, self.model):
             feat, pre = self._bands.encode(self.source(cy0, cy1, cx0, cx1)[None], (y0, y1, x0, x1),
                                            (cy0, cy1, cx0, cx1), step)
         self.pixels_encoded += (cy1 - cy0) * (cx1 - cx0)
@@ -377,7 +371,7 @@ class Latent:
         def fill(r0: int, r1: int) -> None:
             if torch.get_num_threads() != threads:  # a pool thread: same intra-op threads as the caller
                 torch.set_num_threads(threads)
-            with torch.no_grad(), reduced_precision(self.device):
+            with torch.no_grad(), reduced_precision(self.device, self.model):
                 for c0 in range(r0, r1, rows_per_chunk):
                     # straight from each tile's cached first-layer term: no assembled copy
                     for ay0, ay1, ax0, ax1, pre in self._pieces(c0, min(c0 + rows_per_chunk, r1), x0, x1, 1):

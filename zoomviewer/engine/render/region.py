@@ -14,8 +14,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ..latent import Latent, reduced_precision
-from ..model import ensemble_axis
+from ..latent import Latent
+from ..model import ensemble_axis, reduced_precision
 from ..model.native import FastKernel, fast_kernel
 from .coords import Region, check_region, pixel_coords, rel_cell
 from .fused import decode_band_fused, fused_columns
@@ -202,7 +202,7 @@ def _render_band(latent: Latent, plan: _Plan, table: torch.Tensor | None, band: 
     table) or, without it, computing the band's own."""
     i0, i1, by0, by1 = band
     fy0, _, fx0, fx1 = plan.codes
-    with torch.no_grad(), reduced_precision(latent.device):  # both are per thread
+    with torch.no_grad(), reduced_precision(latent.device, latent.model):  # both are per thread
         if table is not None:
             band_table = table[:, by0 - fy0:by1 - fy0]
         else:
