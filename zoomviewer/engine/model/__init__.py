@@ -1,7 +1,7 @@
-"""The networks: encoders, the LIIF decoder, the fast decoder, weights I/O and the
-choice of compute device and of where to compute in fp16 (pure torch, no I/O besides weights); the decoders' linear
-layers on the CPU (kernels.py); and, imported by the renderer rather than here, the
-fast decoder's fused C kernel (native.py, fast_kernel.c)."""
+"""The networks: encoders, the LIIF decoder, the fast decoder, weights I/O, the choice
+of compute device and of where to compute in fp16 (pure torch, no I/O besides weights);
+the decoders' linear layers on the CPU (kernels.py); and, imported by the renderer rather
+than here, the fast decoder's fused C kernel (native.py, fast_kernel.c)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def uses_fp16(device: torch.device, model: torch.nn.Module) -> bool:
     exact LIIF. Under fp16 the fast decoder's colours were up to 0.0074 from the CPU's on an
     H200 (the exact LIIF's held 0.002, half a grey level), and its small layers are bound by
     kernel launches there, so fp16 bought it no speed."""
-    return device.type == "cuda" and getattr(model, "config", {}).get("kind") != "fast"
+    return device.type == "cuda" and getattr(model, "kind", None) != "fast"
 
 
 def reduced_precision(device: torch.device, model: torch.nn.Module):
