@@ -136,9 +136,9 @@ def test_a_latent_without_codes_renders_the_same_in_less_memory():
 
 # A shared latent's tiles are encoded in other bands than a latent's of its own (which
 # thread asks first decides). oneDNN's convolutions give each pixel the same arithmetic
-# wherever the band starts; Winograd's rounding depends on where its 4x4 tiles fall, and
-# moved these colours by 3.3e-6 to 6.9e-6 in 30 runs, under a fiftieth of a grey level. A race between
-# threads shows as whole codes wrong: far above either bound.
+# wherever the band starts; Winograd's rounding depends on where its tiles fall, and moved
+# these colours by 3.3e-6 to 6.9e-6 in 30 runs, under a fiftieth of a grey level. A race
+# between threads shows as whole codes wrong: far above either bound.
 @pytest.mark.parametrize("layout, bound", [("channels_last", 1e-6), ("winograd", 2e-5)])
 def test_one_latent_shared_by_threads_renders_as_each_alone(layout, bound, monkeypatch):
     """The viewer and an export share one Latent: renders on four threads at once, at
